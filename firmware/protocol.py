@@ -1,0 +1,107 @@
+# lonewatch/v1 encoding on the device. Pure logic: runs under MicroPython
+# and CPython. The contract itself lives in docs/protocol.md and is enforced
+# by the gateway's validators; tests check this encoder against both.
+import json
+
+VERSION = 1
+ROOT = "lonewatch/v1"
+MAX_PAYLOAD = 2048
+
+QOS = {"alarm": 1, "event": 1, "heartbeat": 0, "status": 1, "cmd": 1}
+RETAIN = {"status": True}
+
+MAN_DOWN_CAUSES = ("fall", "no_motion", "tilt")
+LOCATION_EVENTS = ("check_in", "session_start", "session_end")
+# Before this (2020-01-01) the clock has not been set by NTP.
+SYNCED_AFTER = 1577836800
+
+
+def topic(site, device, kind):
+    return ROOT + "/" + site + "/" + device + "/" + kind
+
+
+def record_id(device, boot, seq):
+    # Unique across reboots because the boot counter is persisted.
+    return "%s:%d:%d" % (device, boot, seq)
+
+
+def _stamp(body, uptime_ms, wall_time, battery_pct):
+    body["uptime_ms"] = uptime_ms
+    if wall_time is not None and wall_time >= SYNCED_AFTER:
+        body["time"] = wall_time
+    if battery_pct is not None:
+        body["battery_pct"] = battery_pct
+    return body
+
+
+def alarm(device, rid, atype, uptime_ms, cause=None, wall_time=None,
+          battery_pct=None, location=None):
+    body = {"v": VERSION, "device": device, "id": rid, "type": atype}
+    if cause is not None:
+        body["cause"] = cause
+    if location:
+        body["location"] = location
+    return _stamp(body, uptime_ms, wall_time, battery_pct)
+
+
+def event(device, rid, etype, uptime_ms, cause=None, countdown_s=None,
+          duration_s=None, wall_time=None, battery_pct=None, location=None):
+    body = {"v": VERSION, "device": device, "id": rid, "type": etype}
+    if cause is not None:
+        body["cause"] = cause
+    if countdown_s is not None:
+        body["countdown_s"] = countdown_s
+    if duration_s is not None:
+        body["duration_s"] = duration_s
+    if location and etype in LOCATION_EVENTS:
+        body["location"] = location
+    return _stamp(body, uptime_ms, wall_time, battery_pct)
+
+
+def heartbeat(device, uptime_ms, battery_pct, fw, battery_mv=None, rssi=None,
+              wall_time=None, outbox=None, worn=None):
+    body = {"v": VERSION, "device": device, "fw": fw}
+    if battery_mv is not None:
+        body["battery_mv"] = battery_mv
+    if rssi is not None:
+        body["rssi"] = rssi
+    if outbox is not None:
+        body["outbox"] = outbox
+    if worn is not None:
+        body["worn"] = worn
+    return _stamp(body, uptime_ms, wall_time, battery_pct)
+
+
+def status(device, state, fw=None, uptime_ms=None):
+    body = {"v": VERSION, "device": device, "state": state}
+    if fw is not None:
+        body["fw"] = fw
+    if uptime_ms is not None:
+        body["uptime_ms"] = uptime_ms
+    return body
+
+
+def encode(body):
+    return json.dumps(body).encode()
+
+
+def encode_for_send(body, sent_uptime_ms):
+    # Records wait in the outbox; the send time is stamped as they leave so the
+    # gateway can date the event by the difference.
+    body["sent_uptime_ms"] = sent_uptime_ms
+    data = json.dumps(body).encode()
+    del body["sent_uptime_ms"]
+    return data
+
+
+def parse_cmd(payload):
+    """Decode a downlink command; None if it is not one we understand."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("v") != VERSION:
+        return None
+    if not isinstance(body.get("cmd"), str) or not isinstance(body.get("id"), str):
+        return None
+    return body

@@ -1,0 +1,315 @@
+"""The lonewatch/v1 device-gateway contract, as executable validators.
+
+This module is the one machine-readable definition of the protocol
+(docs/protocol.md explains it for people). The gateway validates every
+incoming message here; the firmware encoder tests and the example files in
+docs/protocol/examples/ are checked against it too, so the three cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+VERSION = 1
+TOPIC_ROOT = "lonewatch/v1"
+# A device has about 100 KB of heap; 2 KiB bounds what either side must buffer.
+MAX_PAYLOAD_BYTES = 2048
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+ALARM_ID_RE = re.compile(r"^([a-z0-9][a-z0-9_-]{0,31}):([0-9]{1,10}):([0-9]{1,10})$")
+
+UPLINK_KINDS = ("alarm", "event", "heartbeat", "status")
+DOWNLINK_KINDS = ("cmd",)
+KINDS = UPLINK_KINDS + DOWNLINK_KINDS
+
+# Delivery contract per topic kind: (qos, retain).
+DELIVERY = {
+    "alarm": (1, False),
+    "event": (1, False),
+    "heartbeat": (0, False),
+    "status": (1, True),
+    "cmd": (1, False),
+}
+
+MAN_DOWN_CAUSES = ("fall", "no_motion", "tilt")
+ALARM_TYPES = ("panic", "man_down", "overdue", "technical")
+EVENT_TYPES = (
+    "pre_alarm_started",
+    "pre_alarm_cancelled",
+    "check_in",
+    "session_start",
+    "session_end",
+    "not_worn",
+    "worn",
+)
+# Location is shared when there is an alarm or a session changes, never all day.
+LOCATION_EVENT_TYPES = ("check_in", "session_start", "session_end")
+STATUS_STATES = ("online", "offline")
+COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due")
+COMMANDS_WITH_REF = ("delivered", "help_coming", "resolved")
+
+# Reject reasons, counted by the gateway and named in its logs and metrics.
+REASONS = (
+    "bad_topic",
+    "too_large",
+    "bad_json",
+    "unsupported_version",
+    "schema",
+    "device_mismatch",
+)
+
+
+class Invalid(Exception):
+    """A message that breaks the contract. `reason` is one of REASONS."""
+
+    def __init__(self, reason: str, detail: str):
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Message:
+    site: str
+    device: str
+    kind: str
+    body: dict
+    # Fields the gateway removed rather than rejecting the message for (privacy).
+    dropped: list[str] = field(default_factory=list)
+
+    @property
+    def qos(self) -> int:
+        return DELIVERY[self.kind][0]
+
+
+def topic(site: str, device: str, kind: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/{device}/{kind}"
+
+
+def gateway_status_topic(gateway_id: str) -> str:
+    return f"{TOPIC_ROOT}/_gw/{gateway_id}/status"
+
+
+def parse_topic(topic_name: str) -> tuple[str, str, str]:
+    parts = topic_name.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT:
+        raise Invalid("bad_topic", f"expected {TOPIC_ROOT}/SITE/DEVICE/KIND, got {topic_name!r}")
+    _, _, site, device, kind = parts
+    if not NAME_RE.match(site):
+        raise Invalid("bad_topic", f"site {site!r} must match {NAME_RE.pattern}")
+    if not NAME_RE.match(device):
+        raise Invalid("bad_topic", f"device {device!r} must match {NAME_RE.pattern}")
+    if kind not in KINDS:
+        raise Invalid("bad_topic", f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    return site, device, kind
+
+
+# ---- field checks ---------------------------------------------------------
+# Each check returns None when the value is acceptable, else what is wrong.
+
+def _int(lo: int | None = None, hi: int | None = None):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return "must be an integer"
+        if lo is not None and v < lo:
+            return f"must be >= {lo}"
+        if hi is not None and v > hi:
+            return f"must be <= {hi}"
+        return None
+    return check
+
+
+def _number(lo: float | None = None):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return "must be a finite number"
+        if lo is not None and v < lo:
+            return f"must be >= {lo}"
+        return None
+    return check
+
+
+def _str(max_len: int = 64):
+    def check(v):
+        if not isinstance(v, str) or not v:
+            return "must be a non-empty string"
+        if len(v) > max_len:
+            return f"must be at most {max_len} characters"
+        return None
+    return check
+
+
+def _one_of(options):
+    def check(v):
+        return None if v in options else f"must be one of {', '.join(map(str, options))}"
+    return check
+
+
+def _bool(v):
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def _name(v):
+    return None if isinstance(v, str) and NAME_RE.match(v) else f"must match {NAME_RE.pattern}"
+
+
+def _location(v):
+    if not isinstance(v, dict) or not v:
+        return "must be a non-empty object"
+    checks = {"zone": _str(64), "ap": _str(17), "rssi": _int(-127, 0)}
+    for key, value in v.items():
+        if key not in checks:
+            return f"has unknown field {key!r} (allowed: zone, ap, rssi)"
+        problem = checks[key](value)
+        if problem:
+            return f"field {key!r} {problem}"
+    return None
+
+
+def _object(v):
+    return None if isinstance(v, dict) else "must be an object"
+
+
+UPTIME = _int(0, 2**53)
+# Wall time from NTP, unix seconds; anything before 2020 means "not synced".
+WALL_TIME = _number(1_577_836_800)
+
+# kind -> field -> (required, check). Unknown fields are ignored (forward
+# compatible within v1) and never stored.
+_COMMON = {
+    "v": (True, _one_of((VERSION,))),
+    "device": (True, _name),
+}
+_OUTBOX = {
+    "id": (True, _str(64)),
+    "type": (True, None),  # set per kind below
+    "uptime_ms": (True, UPTIME),
+    "sent_uptime_ms": (True, UPTIME),
+    "time": (False, WALL_TIME),
+    "battery_pct": (False, _int(0, 100)),
+    "location": (False, _location),
+}
+FIELDS: dict[str, dict] = {
+    "alarm": {
+        **_COMMON, **_OUTBOX,
+        "type": (True, _one_of(ALARM_TYPES)),
+        "cause": (False, _str(32)),
+    },
+    "event": {
+        **_COMMON, **_OUTBOX,
+        "type": (True, _one_of(EVENT_TYPES)),
+        "cause": (False, _one_of(MAN_DOWN_CAUSES)),
+        "countdown_s": (False, _int(1, 600)),
+        "duration_s": (False, _int(60, 7 * 24 * 3600)),
+    },
+    "heartbeat": {
+        **_COMMON,
+        "uptime_ms": (True, UPTIME),
+        "battery_pct": (True, _int(0, 100)),
+        "battery_mv": (False, _int(0, 10000)),
+        "rssi": (False, _int(-127, 0)),
+        "fw": (True, _str(32)),
+        "time": (False, WALL_TIME),
+        "outbox": (False, _int(0)),
+        "worn": (False, _bool),
+    },
+    "status": {
+        **_COMMON,
+        "state": (True, _one_of(STATUS_STATES)),
+        "fw": (False, _str(32)),
+        "uptime_ms": (False, UPTIME),
+    },
+    "cmd": {
+        "v": (True, _one_of((VERSION,))),
+        "id": (True, _str(64)),
+        "cmd": (True, _one_of(COMMANDS)),
+        "ref": (False, _str(64)),
+        "by": (False, _str(64)),
+        "time": (False, WALL_TIME),
+        "due_in_s": (False, _int(0)),
+        "config": (False, _object),
+    },
+}
+
+
+def _check_fields(kind: str, body: dict) -> dict:
+    spec = FIELDS[kind]
+    clean = {}
+    for name, (required, check) in spec.items():
+        if name not in body:
+            if required:
+                raise Invalid("schema", f"{kind} is missing required field {name!r}")
+            continue
+        value = body[name]
+        problem = check(value) if check else None
+        if problem:
+            raise Invalid("schema", f"{kind} field {name!r} {problem} (got {json.dumps(value)[:40]})")
+        clean[name] = value
+    return clean
+
+
+def _check_rules(kind: str, body: dict, dropped: list[str]) -> None:
+    """Rules that relate fields to each other."""
+    if kind in ("alarm", "event"):
+        if body["sent_uptime_ms"] < body["uptime_ms"]:
+            raise Invalid("schema", f"{kind} sent_uptime_ms is earlier than uptime_ms")
+        m = ALARM_ID_RE.match(body["id"])
+        if not m or m.group(1) != body["device"]:
+            raise Invalid("schema", f"{kind} id {body['id']!r} must be DEVICE:BOOT:SEQ for device {body['device']!r}")
+    if kind == "alarm":
+        cause = body.get("cause")
+        if body["type"] == "man_down" and cause not in MAN_DOWN_CAUSES:
+            raise Invalid("schema", f"man_down alarm needs cause, one of {', '.join(MAN_DOWN_CAUSES)}")
+        if body["type"] == "panic" and cause is not None:
+            raise Invalid("schema", "panic alarm takes no cause")
+        if cause is not None and not NAME_RE.match(cause):
+            raise Invalid("schema", f"alarm cause {cause!r} must match {NAME_RE.pattern}")
+    if kind == "event":
+        etype = body["type"]
+        if etype.startswith("pre_alarm") and "cause" not in body:
+            raise Invalid("schema", f"{etype} event needs cause")
+        if etype == "pre_alarm_started" and "countdown_s" not in body:
+            raise Invalid("schema", "pre_alarm_started event needs countdown_s")
+        if "location" in body and etype not in LOCATION_EVENT_TYPES:
+            del body["location"]
+            dropped.append("location")
+    if kind == "cmd" and body["cmd"] in COMMANDS_WITH_REF and "ref" not in body:
+        raise Invalid("schema", f"cmd {body['cmd']} needs ref (the alarm id)")
+    if kind == "cmd" and body["cmd"] == "session_due" and "due_in_s" not in body:
+        raise Invalid("schema", "cmd session_due needs due_in_s")
+    if kind == "cmd" and body["cmd"] == "config" and "config" not in body:
+        raise Invalid("schema", "cmd config needs config")
+
+
+def parse_message(topic_name: str, payload: bytes | str) -> Message:
+    """Validate one MQTT message; return it normalised or raise Invalid."""
+    site, device, kind = parse_topic(topic_name)
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Invalid("too_large", f"{len(payload)} bytes, the limit is {MAX_PAYLOAD_BYTES}")
+    try:
+        raw = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Invalid("bad_json", f"payload is not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise Invalid("bad_json", "payload must be a JSON object")
+    if "v" in raw and raw["v"] != VERSION:
+        raise Invalid("unsupported_version", f"v={json.dumps(raw['v'])[:20]}, this gateway speaks v{VERSION}")
+    body = _check_fields(kind, raw)
+    dropped: list[str] = []
+    if "location" in raw and "location" not in FIELDS[kind]:
+        dropped.append("location")
+    if kind != "cmd" and body["device"] != device:
+        raise Invalid("device_mismatch", f"payload device {body['device']!r} does not match topic device {device!r}")
+    _check_rules(kind, body, dropped)
+    return Message(site=site, device=device, kind=kind, body=body, dropped=dropped)
+
+
+def encode(body: dict) -> bytes:
+    """Compact JSON, as both sides put it on the wire."""
+    return json.dumps(body, separators=(",", ":")).encode()
