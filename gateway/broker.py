@@ -1,0 +1,65 @@
+"""The embedded MQTT broker (amqtt, in-process) used by `lonewatch demo`.
+
+Production sites run mosquitto (deploy/mosquitto.conf); the embedded broker
+exists so that a demo or a developer needs nothing but Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from amqtt.broker import Broker
+
+log = logging.getLogger(__name__)
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int]:
+    """`mqtt://host:port` -> (host, port); a clear ValueError otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise ValueError(f"broker URL must look like mqtt://HOST:PORT, got {url!r}")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise ValueError(f"broker URL {url!r} has a bad port") from None
+    return parts.hostname, port
+
+
+class EmbeddedBroker:
+    """amqtt on 127.0.0.1: anonymous access, no $SYS chatter, loopback only."""
+
+    def __init__(self, port: int = 1883, host: str = "127.0.0.1"):
+        self.host = host
+        self.port = port
+        self._broker: Broker | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            # Keep offline QoS 1 sessions for a day: the gateway's persistent
+            # session is what lets a restarted gateway receive what it missed.
+            "session_expiry_interval": 86400,
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            },
+        }
+        self._broker = Broker(config)
+        try:
+            await self._broker.start()
+        except Exception as exc:
+            self._broker = None
+            raise RuntimeError(
+                f"cannot start the embedded MQTT broker on {self.host}:{self.port} ({exc}); "
+                "is another broker using that port? Choose one with --mqtt-port"
+            ) from exc
+        log.info("embedded MQTT broker listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None

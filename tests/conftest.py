@@ -1,0 +1,160 @@
+"""Shared fixtures: real brokers on free ports, the repository layout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SISFALL = SHARED / "datasets" / "sisfall-50hz"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def require_mosquitto() -> None:
+    if not os.path.exists(MOSQUITTO):
+        message = "mosquitto is not installed (apt-get install mosquitto mosquitto-clients)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it; missing there is a broken set-up
+        pytest.skip(message)
+
+
+class MosquittoBroker:
+    """A real mosquitto process with a config the test writes."""
+
+    def __init__(self, workdir: Path, extra_config: str = ""):
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.workdir = workdir
+        self.config_path = workdir / "mosquitto.conf"
+        self.log_path = workdir / "mosquitto.log"
+        self.config_path.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            f"persistence false\n"
+            f"log_dest file {self.log_path}\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+            f"{extra_config}"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.proc.kill()
+            raise RuntimeError(f"mosquitto did not start: {self.proc.stderr.read().decode()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    require_mosquitto()
+    broker = MosquittoBroker(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+class AmqttBroker:
+    """The embedded amqtt broker, on its own event loop in a thread so that
+    synchronous and asynchronous tests can both use it."""
+
+    def __init__(self):
+        from gateway.broker import EmbeddedBroker
+
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._embedded = EmbeddedBroker(self.port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._embedded.start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._embedded.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def amqtt_broker():
+    broker = AmqttBroker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def any_broker(request, tmp_path):
+    """Run a scenario once against each broker the project supports."""
+    if request.param == "mosquitto":
+        require_mosquitto()
+        broker = MosquittoBroker(tmp_path)
+        broker.start()
+        yield broker
+        broker.stop()
+    else:
+        broker = AmqttBroker()
+        broker.start()
+        yield broker
+        broker.stop()
+
+
+@pytest.fixture
+def sisfall_dir():
+    if not (SISFALL / "manifest.csv").exists():
+        pytest.skip(f"SisFall data not found at {SISFALL} (../shared beside the repo)")
+    return SISFALL
