@@ -1,0 +1,272 @@
+# Man-down detection from a body-worn 3-axis accelerometer, fed one 50 Hz
+# sample at a time (integer milli-g). Pure logic: runs under MicroPython and
+# CPython. The algorithm, its parameters and its blind spots are explained in
+# docs/mandown.md; keep the two in step.
+#
+# Per sample only integer sums are updated (no allocation); everything else
+# runs once per 0.5 s block.
+import math
+
+NONE = 0
+FALL = 1
+NO_MOTION = 2
+TILT = 3
+CLEARED = 4
+NOT_WORN = 5
+WORN = 6
+NAMES = ("none", "fall", "no_motion", "tilt", "cleared", "not_worn", "worn")
+
+RATE_HZ = 50
+BLOCK = 25  # samples per analysis block (0.5 s)
+BLOCKS_PER_S = RATE_HZ // BLOCK
+
+DEFAULTS = {
+    # Fall: an impact, then the wearer lying still within fall_window_s.
+    "impact_g": 2.0,          # peak |a| that counts as an impact
+    "fall_window_s": 8,       # impact -> lying still must happen within this
+    "fall_still_s": 1.5,      # how long the wearer must be still after the impact
+    "lying_deg": 55,          # trunk angle from the learned upright that means lying
+    "posture_change_deg": 50,  # or: angle change from the pre-impact posture
+    "still_mg": 80,           # rms motion below this is "still"
+    # Long rules for a wearer who goes down without an impact.
+    "no_motion_s": 60,
+    "tilt_deg": 60,
+    "tilt_s": 30,
+    # Device put down: stillness finer than any living body produces.
+    "not_worn_mg": 6,
+    "not_worn_s": 20,
+    # Walking teaches the detector which way is up for this mounting.
+    "walk_min_mg": 100,
+    "walk_max_mg": 900,
+    "walk_s": 3,
+    # Moving again for this long (and upright, if known) clears an alert.
+    "clear_s": 3,
+}
+
+# Detector states.
+ARMED = 0      # watching for falls, stillness and tilt
+ALERT = 1      # an event was reported; waiting for the wearer to recover
+PUT_DOWN = 2   # device lying on a surface, not on a body
+
+
+def _validate(config):
+    params = dict(DEFAULTS)
+    if config is None:
+        return params
+    if not isinstance(config, dict):
+        raise ValueError("mandown config must be a JSON object, not %r" % (config,))
+    for key in config:
+        if key not in DEFAULTS:
+            raise ValueError("mandown config: unknown parameter %r (known: %s)"
+                             % (key, ", ".join(sorted(DEFAULTS))))
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError("mandown config: %s must be a positive number, not %r" % (key, value))
+        params[key] = value
+    for key in ("lying_deg", "posture_change_deg", "tilt_deg"):
+        if params[key] >= 180:
+            raise ValueError("mandown config: %s must be below 180 degrees, not %r" % (key, params[key]))
+    if params["walk_min_mg"] >= params["walk_max_mg"]:
+        raise ValueError("mandown config: walk_min_mg must be below walk_max_mg")
+    if params["not_worn_mg"] >= params["still_mg"]:
+        raise ValueError("mandown config: not_worn_mg must be below still_mg")
+    return params
+
+
+def _blocks(seconds):
+    return max(1, int(seconds * BLOCKS_PER_S + 0.5))
+
+
+def _angle_exceeds(ax, ay, az, bx, by, bz, cos_limit):
+    # True when the angle between vectors a and b is larger than the limit.
+    norms = (ax * ax + ay * ay + az * az) * (bx * bx + by * by + bz * bz)
+    if norms == 0:
+        return False
+    return (ax * bx + ay * by + az * bz) < cos_limit * math.sqrt(norms)
+
+
+class Detector:
+    def __init__(self, config=None):
+        p = _validate(config)
+        self.params = p
+        g = 1000
+        self._impact2 = int(p["impact_g"] * g) ** 2
+        self._still2 = p["still_mg"] ** 2
+        self._not_worn2 = p["not_worn_mg"] ** 2
+        self._walk_min2 = p["walk_min_mg"] ** 2
+        self._walk_max2 = p["walk_max_mg"] ** 2
+        self._cos_lying = math.cos(math.radians(p["lying_deg"]))
+        self._cos_change = math.cos(math.radians(p["posture_change_deg"]))
+        self._cos_tilt = math.cos(math.radians(p["tilt_deg"]))
+        self._fall_window = _blocks(p["fall_window_s"])
+        self._fall_still = _blocks(p["fall_still_s"])
+        self._no_motion = _blocks(p["no_motion_s"])
+        self._tilt = _blocks(p["tilt_s"])
+        self._not_worn = _blocks(p["not_worn_s"])
+        self._walk = _blocks(p["walk_s"])
+        self._clear = _blocks(p["clear_s"])
+        # Upright direction learned from walking; (0, 0, 0) until then.
+        self.up_x = self.up_y = self.up_z = 0
+        self._walk_run = 0
+        # Per-sample accumulators for the current block.
+        self._n = 0
+        self._sx = self._sy = self._sz = 0
+        self._ss = 0
+        self._peak2 = 0
+        # Mean of the previous block: the reference motion is measured against.
+        self._mx = self._my = self._mz = 0
+        self._primed = False
+        self.reset()
+
+    def reset(self):
+        """Re-arm after an alarm was raised or cancelled. Keeps the learned upright."""
+        self.state = ARMED
+        # Block means 1 and 2 s ago, the posture before a possible fall.
+        self._h1x = self._h1y = self._h1z = 0
+        self._h2x = self._h2y = self._h2z = 0
+        self._h3x = self._h3y = self._h3z = 0
+        self._h4x = self._h4y = self._h4z = 0
+        self._since_impact = -1
+        self._ref_x = self._ref_y = self._ref_z = 0
+        self._still_run = 0
+        self._dead_run = 0
+        self._tilt_run = 0
+        self._move_run = 0
+
+    @property
+    def upright_known(self):
+        return self.up_x != 0 or self.up_y != 0 or self.up_z != 0
+
+    def feed(self, x, y, z):
+        """One 50 Hz sample in milli-g; returns an event code (NONE most of the time)."""
+        self._sx += x
+        self._sy += y
+        self._sz += z
+        dx = x - self._mx
+        dy = y - self._my
+        dz = z - self._mz
+        self._ss += dx * dx + dy * dy + dz * dz
+        m2 = x * x + y * y + z * z
+        if m2 > self._peak2:
+            self._peak2 = m2
+        self._n += 1
+        if self._n < BLOCK:
+            return NONE
+        return self._end_block()
+
+    def _end_block(self):
+        mx = self._sx // BLOCK
+        my = self._sy // BLOCK
+        mz = self._sz // BLOCK
+        # Mean squared deviation from the previous block's mean: vibration
+        # within the block plus any posture change since the last one.
+        motion2 = self._ss // BLOCK
+        peak2 = self._peak2
+        self._n = 0
+        self._sx = self._sy = self._sz = 0
+        self._ss = 0
+        self._peak2 = 0
+        self._mx, self._my, self._mz = mx, my, mz
+        if not self._primed:
+            self._primed = True
+            self._shift_history(mx, my, mz)
+            self._shift_history(mx, my, mz)
+            self._shift_history(mx, my, mz)
+            self._shift_history(mx, my, mz)
+            return NONE
+        self._learn_upright(mx, my, mz, motion2)
+        if self.state == PUT_DOWN:
+            event = self._while_put_down(motion2)
+        elif self.state == ALERT:
+            event = self._while_alert(mx, my, mz, motion2)
+        else:
+            event = self._while_armed(mx, my, mz, motion2, peak2)
+        self._shift_history(mx, my, mz)
+        return event
+
+    def _shift_history(self, mx, my, mz):
+        self._h4x, self._h4y, self._h4z = self._h3x, self._h3y, self._h3z
+        self._h3x, self._h3y, self._h3z = self._h2x, self._h2y, self._h2z
+        self._h2x, self._h2y, self._h2z = self._h1x, self._h1y, self._h1z
+        self._h1x, self._h1y, self._h1z = mx, my, mz
+
+    def _learn_upright(self, mx, my, mz, motion2):
+        # Walking shakes the device in a band no sitting or lying person
+        # sustains; averaged over a step, the block mean is then gravity with
+        # the trunk upright.
+        if self._walk_min2 <= motion2 <= self._walk_max2:
+            self._walk_run += 1
+        else:
+            self._walk_run = 0
+            return
+        if self._walk_run < self._walk:
+            return
+        if not self.upright_known:
+            self.up_x, self.up_y, self.up_z = mx, my, mz
+        else:
+            self.up_x += (mx - self.up_x) >> 3
+            self.up_y += (my - self.up_y) >> 3
+            self.up_z += (mz - self.up_z) >> 3
+
+    def _tilted(self, mx, my, mz, cos_limit):
+        return self.upright_known and _angle_exceeds(
+            mx, my, mz, self.up_x, self.up_y, self.up_z, cos_limit)
+
+    def _while_armed(self, mx, my, mz, motion2, peak2):
+        still = motion2 < self._still2
+        self._still_run = self._still_run + 1 if still else 0
+        if motion2 < self._not_worn2:
+            self._dead_run += 1
+            if self._dead_run >= self._not_worn:
+                self.state = PUT_DOWN
+                self._since_impact = -1
+                return NOT_WORN
+        else:
+            self._dead_run = 0
+
+        if peak2 >= self._impact2:
+            if self._since_impact < 0:
+                # Posture 1.5-2 s before the impact: before the fall began.
+                self._ref_x, self._ref_y, self._ref_z = self._h4x, self._h4y, self._h4z
+            self._since_impact = 0
+            self._still_run = 0
+        elif self._since_impact >= 0:
+            self._since_impact += 1
+            if self._since_impact > self._fall_window:
+                self._since_impact = -1
+            elif self._still_run >= self._fall_still and motion2 >= self._not_worn2:
+                if self._tilted(mx, my, mz, self._cos_lying) or _angle_exceeds(
+                        mx, my, mz, self._ref_x, self._ref_y, self._ref_z, self._cos_change):
+                    return self._alert(FALL)
+
+        if self._still_run >= self._no_motion:
+            return self._alert(NO_MOTION)
+        if self._tilted(mx, my, mz, self._cos_tilt):
+            self._tilt_run += 1
+            if self._tilt_run >= self._tilt:
+                return self._alert(TILT)
+        else:
+            self._tilt_run = 0
+        return NONE
+
+    def _alert(self, event):
+        self.state = ALERT
+        self._since_impact = -1
+        self._move_run = 0
+        return event
+
+    def _while_alert(self, mx, my, mz, motion2):
+        if motion2 >= self._still2 and not self._tilted(mx, my, mz, self._cos_tilt):
+            self._move_run += 1
+            if self._move_run >= self._clear:
+                self.reset()
+                return CLEARED
+        else:
+            self._move_run = 0
+        return NONE
+
+    def _while_put_down(self, motion2):
+        if motion2 >= self._still2:
+            self.reset()
+            return WORN
+        return NONE
