@@ -1,0 +1,338 @@
+"""Routing: which external channels hear about an incident, and delivering to them.
+
+The dashboard's live feed is always on and belongs to the gateway; this module
+handles the external channels (webhook, e-mail) chosen by rules in the
+[routing] table of the gateway's TOML config (docs/routing.md).
+
+Delivery is fire-and-forget for the caller: Router.dispatch() only schedules
+one task per (channel, incident, event), each with its own per-attempt timeout
+and retry loop, so a channel that fails or hangs never delays the ingest, the
+MQTT acks or another channel. A delivery that runs out of attempts, or is still
+pending when the gateway stops, is written to the `dead_letters` table so no
+notification is silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from gateway.channels import DeliveryError, Notification
+from gateway.channels.dead_letters import DeadLetters
+from gateway.channels.mail import EmailChannel, parse_email_channel
+from gateway.channels.webhook import WebhookChannel, parse_webhook_channel
+
+log = logging.getLogger("lonewatch.routing")
+
+# Priority of an incident, derived from its alarm type when the incident does
+# not carry one. Technical alarms (offline, lost contact, low battery, sensor
+# fault) matter but rank below a person in danger.
+PRIORITIES = {
+    "panic": "critical",
+    "man_down": "critical",
+    "overdue": "critical",
+    "technical": "warning",
+}
+PRIORITY_LEVELS = ("critical", "warning")
+EVENTS = ("raised", "escalated", "acknowledged", "resolved")
+
+CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+CHANNEL_PARSERS = {"webhook": parse_webhook_channel, "email": parse_email_channel}
+# The dashboard is not routed: it is always on.
+RESERVED_CHANNEL_NAMES = ("dashboard",)
+# Deliveries in flight per channel; a burst of incidents must not open
+# hundreds of SMTP sessions or HTTP connections to one receiver at once.
+CONCURRENCY = {"webhook": 8, "email": 2}
+# How long close() lets deliveries that are mid-attempt finish.
+CLOSE_GRACE_S = 2.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Send incidents matching every filter to `channels`; "*" matches anything."""
+
+    sites: tuple[str, ...] | str
+    types: tuple[str, ...] | str
+    priorities: tuple[str, ...] | str
+    events: tuple[str, ...]
+    channels: tuple[str, ...]
+
+    def matches(self, site: str, alarm_type: str, priority: str, event: str) -> bool:
+        return (
+            (self.sites == "*" or site in self.sites)
+            and (self.types == "*" or alarm_type in self.types)
+            and (self.priorities == "*" or priority in self.priorities)
+            and event in self.events
+        )
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """Ordered tiers paged when nobody acknowledges; tier n uses tiers[n-1]."""
+
+    tiers: tuple[tuple[str, ...], ...] = ()
+    priorities: tuple[str, ...] | str = "*"
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    channels: dict = field(default_factory=dict)  # name -> WebhookChannel | EmailChannel
+    rules: tuple[Rule, ...] = ()
+    escalation: Escalation = Escalation()
+
+
+# ---------------------------------------------------------------- config
+
+
+def _check_keys(where: str, table: dict, allowed: tuple[str, ...]) -> None:
+    if not isinstance(table, dict):
+        raise ValueError(f"{where} must be a table, got {table!r}")
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+
+
+def _selector(where: str, key: str, value, choices: tuple[str, ...] | None):
+    """A rule filter: "*" or a non-empty list of names (checked against choices)."""
+    if value == "*":
+        return "*"
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where} {key} must be \"*\" or a non-empty list of strings, got {value!r}")
+    if choices is not None:
+        bad = [v for v in value if v not in choices]
+        if bad:
+            raise ValueError(f"{where} {key} has unknown value(s) {', '.join(bad)}; choose from {', '.join(choices)}")
+    return tuple(value)
+
+
+def _channel_list(where: str, key: str, value, channels: dict) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where} {key} must be a non-empty list of channel names, got {value!r}")
+    for name in value:
+        if name in RESERVED_CHANNEL_NAMES:
+            raise ValueError(f"{where} {key}: {name!r} is always on and is not routed; remove it")
+        if name not in channels:
+            known = ", ".join(sorted(channels)) or "none defined"
+            raise ValueError(f"{where} {key}: unknown channel {name!r} (channels: {known})")
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_channels(table) -> dict:
+    if not isinstance(table, dict):
+        raise ValueError(f"[routing.channels] must be a table of channels, got {table!r}")
+    channels = {}
+    for name, spec in table.items():
+        where = f"[routing.channels.{name}]"
+        if not CHANNEL_NAME_RE.match(name):
+            raise ValueError(f"{where} name must be lower-case letters, digits, '-' or '_' (max 64)")
+        if name in RESERVED_CHANNEL_NAMES:
+            raise ValueError(f"{where} {name!r} is the built-in live feed, always on; pick another name")
+        if not isinstance(spec, dict):
+            raise ValueError(f"{where} must be a table, got {spec!r}")
+        kind = spec.get("type")
+        if kind not in CHANNEL_PARSERS:
+            raise ValueError(f"{where} type must be one of {', '.join(CHANNEL_PARSERS)}, got {kind!r}")
+        channels[name] = CHANNEL_PARSERS[kind](where, name, spec)
+    return channels
+
+
+def _parse_rules(value, channels: dict) -> tuple[Rule, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"routing.rules must be an array of tables ([[routing.rules]]), got {value!r}")
+    rules = []
+    for i, table in enumerate(value):
+        where = f"[[routing.rules]] #{i + 1}"
+        _check_keys(where, table, ("sites", "types", "priorities", "events", "channels"))
+        if "channels" not in table:
+            raise ValueError(f"{where} needs channels = [...]")
+        events = _selector(where, "events", table.get("events", "*"), EVENTS)
+        rules.append(
+            Rule(
+                sites=_selector(where, "sites", table.get("sites", "*"), None),
+                types=_selector(where, "types", table.get("types", "*"), tuple(PRIORITIES)),
+                priorities=_selector(where, "priorities", table.get("priorities", "*"), PRIORITY_LEVELS),
+                events=EVENTS if events == "*" else events,
+                channels=_channel_list(where, "channels", table["channels"], channels),
+            )
+        )
+    return tuple(rules)
+
+
+def _parse_escalation(table, channels: dict) -> Escalation:
+    where = "[routing.escalation]"
+    _check_keys(where, table, ("tiers", "priorities"))
+    tiers = table.get("tiers", [])
+    if not isinstance(tiers, list):
+        raise ValueError(f"{where} tiers must be a list of channel lists, got {tiers!r}")
+    return Escalation(
+        tiers=tuple(_channel_list(where, f"tiers[{i}]", tier, channels) for i, tier in enumerate(tiers)),
+        priorities=_selector(where, "priorities", table.get("priorities", "*"), PRIORITY_LEVELS),
+    )
+
+
+def parse_routing_config(table: dict) -> RoutingConfig:
+    """Validate the raw [routing] TOML table; an empty table means dashboard only."""
+    _check_keys("[routing]", table, ("channels", "rules", "escalation"))
+    channels = _parse_channels(table.get("channels", {}))
+    return RoutingConfig(
+        channels=channels,
+        rules=_parse_rules(table.get("rules", []), channels),
+        escalation=_parse_escalation(table.get("escalation", {}), channels),
+    )
+
+
+# ---------------------------------------------------------------- routing
+
+
+def priority_of(incident: dict) -> str:
+    return incident.get("priority") or PRIORITIES.get(incident.get("type"), "critical")
+
+
+def channels_for(config: RoutingConfig, incident: dict, event: str, tier: int = 0) -> tuple[str, ...]:
+    """The external channels that hear about `event` for `incident`.
+
+    Rules decide for every event. An escalation at tier n adds the escalation
+    tier n (the last tier again beyond the end, so re-alerts keep reaching
+    someone). Acknowledged and resolved also go to tiers 1..tier, so everyone
+    who was paged learns that the alarm is handled; pass the highest tier
+    reached.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown routing event {event!r}; one of {', '.join(EVENTS)}")
+    priority = priority_of(incident)
+    chosen: list[str] = []
+    for rule in config.rules:
+        if rule.matches(incident.get("site"), incident.get("type"), priority, event):
+            chosen.extend(rule.channels)
+    esc = config.escalation
+    if tier > 0 and esc.tiers and (esc.priorities == "*" or priority in esc.priorities):
+        last = min(tier, len(esc.tiers))
+        if event == "escalated":
+            chosen.extend(esc.tiers[last - 1])
+        elif event in ("acknowledged", "resolved"):
+            for paged in esc.tiers[:last]:
+                chosen.extend(paged)
+    return tuple(dict.fromkeys(chosen))
+
+
+class Router:
+    """Schedules deliveries to external channels; never blocks its caller."""
+
+    def __init__(self, config: RoutingConfig, db_path: str):
+        self.config = config
+        self.failures_total = {name: 0 for name in config.channels}
+        self.delivered_total = {name: 0 for name in config.channels}
+        self.dead_letters_total = {name: 0 for name in config.channels}
+        self._dead_letters = DeadLetters(db_path)
+        self._limits = {
+            name: asyncio.Semaphore(CONCURRENCY[channel.kind]) for name, channel in config.channels.items()
+        }
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+        self._closed = False
+
+    def dispatch(self, incident: dict, event: str, tier: int = 0) -> None:
+        """Schedule notification of `event` for `incident`; returns at once."""
+        names = channels_for(self.config, incident, event, tier)
+        if not names:
+            return
+        notification = Notification(
+            delivery_id=uuid.uuid4().hex,
+            event=event,
+            tier=tier,
+            incident=dict(incident, priority=priority_of(incident)),
+            gateway_time=time.time(),
+        )
+        for name in names:
+            if self._closed:
+                # Too late to deliver; keep it where an operator will find it.
+                log.error("router closed: %s %s for incident %s goes to dead letters", name, event, incident.get("id"))
+                self._record_dead_letter_now(name, notification, "gateway stopped before delivery", 0)
+                continue
+            task = asyncio.get_running_loop().create_task(
+                self._deliver(self.config.channels[name], notification),
+                name=f"deliver {name} {event} {incident.get('id')}",
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, channel, notification: Notification) -> None:
+        attempts = 0
+        error = "not attempted"
+        try:
+            async with self._limits[channel.name]:
+                while attempts < channel.max_attempts:
+                    attempts += 1
+                    try:
+                        async with asyncio.timeout(channel.timeout_s):
+                            await channel.send(notification)
+                    except TimeoutError:
+                        error = f"timed out after {channel.timeout_s:g} s"
+                        permanent = False
+                    except DeliveryError as exc:
+                        error, permanent = str(exc), exc.permanent
+                    else:
+                        self.delivered_total[channel.name] += 1
+                        log.info(
+                            "delivered %s for incident %s to %s (attempt %d)",
+                            notification.event, notification.incident.get("id"), channel.name, attempts,
+                        )
+                        return
+                    self.failures_total[channel.name] += 1
+                    log.warning(
+                        "%s: %s for incident %s failed (attempt %d/%d): %s",
+                        channel.name, notification.event, notification.incident.get("id"),
+                        attempts, channel.max_attempts, error,
+                    )
+                    if permanent or attempts >= channel.max_attempts:
+                        break
+                    if await self._stopped_during(channel.backoff(attempts)):
+                        error = f"gateway stopped before retry; last error: {error}"
+                        break
+        except asyncio.CancelledError:
+            error = f"gateway stopped during delivery; last error: {error}"
+            await self._record_dead_letter(channel.name, notification, error, attempts)
+            raise
+        await self._record_dead_letter(channel.name, notification, error, attempts)
+
+    async def _stopped_during(self, delay_s: float) -> bool:
+        try:
+            async with asyncio.timeout(delay_s):
+                await self._stopping.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def _record_dead_letter(self, name: str, notification: Notification, error: str, attempts: int) -> None:
+        self.dead_letters_total[name] += 1
+        log.error(
+            "%s: gave up on %s for incident %s after %d attempt(s): %s -> dead_letters",
+            name, notification.event, notification.incident.get("id"), attempts, error,
+        )
+        await asyncio.to_thread(self._dead_letters.add, name, notification, error, attempts)
+
+    def _record_dead_letter_now(self, name: str, notification: Notification, error: str, attempts: int) -> None:
+        self.dead_letters_total[name] += 1
+        self._dead_letters.add(name, notification, error, attempts)
+
+    async def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
+        """Let attempts in flight finish for up to grace_s, then stop the rest.
+
+        Deliveries waiting to retry stop at once; everything not delivered is
+        written to dead_letters before close() returns.
+        """
+        self._closed = True
+        self._stopping.set()
+        pending = set(self._tasks)
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for channel in self.config.channels.values():
+            await channel.close()
+        self._dead_letters.close()
