@@ -1,0 +1,142 @@
+# The device's JSON config (/config.json on flash): defaults, validation at
+# boot with messages a person can act on. Pure logic: CPython runs it too.
+import json
+import os
+
+PATH = "config.json"
+
+# name: (default, check). A default of None means "required".
+_INT = "int"
+_BOOL = "bool"
+_STR = "str"
+_DICT = "dict"
+
+SPEC = {
+    "device": (None, _STR, "device name, a-z 0-9 _ - (e.g. dev-001)"),
+    "site": (None, _STR, "site name, a-z 0-9 _ -"),
+    "wifi_ssid": (None, _STR, "Wi-Fi network name"),
+    "wifi_password": ("", _STR, "Wi-Fi password"),
+    "mqtt_host": (None, _STR, "broker host name or IP"),
+    "mqtt_port": (1883, _INT, "broker TCP port", 1, 65535),
+    "mqtt_user": ("", _STR, "broker user name, empty for none"),
+    "mqtt_password": ("", _STR, "broker password"),
+    "keepalive_s": (30, _INT, "MQTT keepalive", 5, 600),
+    "connect_timeout_s": (10, _INT, "give up one connect attempt after", 1, 120),
+    "backoff_max_s": (30, _INT, "longest wait between reconnect attempts", 1, 600),
+    "puback_timeout_s": (10, _INT, "reconnect if a PUBACK takes longer", 1, 120),
+    "sensor": ("lis3dh", ("lis3dh", "mpu6050"), "accelerometer chip"),
+    "prealarm_s": (20, _INT, "pre-alarm countdown before a man-down alarm", 1, 600),
+    "hold_ms": (2000, _INT, "hold the button this long for panic", 500, 10000),
+    "panic_presses": (3, _INT, "this many presses within press_window_ms raise panic", 3, 10),
+    "press_window_ms": (2000, _INT, "window for multi-press gestures", 500, 5000),
+    "silent": (False, _BOOL, "no buzzer, vibration and LED only"),
+    "heartbeat_s": (30, _INT, "heartbeat period", 5, 3600),
+    "outbox_max": (32, _INT, "outbox bound (alarms may exceed it, never dropped)", 4, 500),
+    "battery_divider": (2000, _INT, "ADC divider ratio x1000", 1000, 10000),
+    "battery_empty_mv": (3300, _INT, "0 % battery", 2500, 4500),
+    "battery_full_mv": (4150, _INT, "100 % battery", 2500, 4500),
+    "low_battery_pct": (15, _INT, "warn the wearer below this", 0, 100),
+    "ntp_host": ("pool.ntp.org", _STR, "NTP server, empty to disable"),
+    "wdt_ms": (10000, _INT, "watchdog timeout", 2000, 60000),
+    "location": ({}, _DICT, "where the device works, e.g. {\"zone\": \"lab-3\"}"),
+    "mandown": ({}, _DICT, "man-down detector settings (see mandown.DEFAULTS)"),
+}
+# What a `config` command may change over the air; the rest needs a re-flash.
+REMOTE = ("prealarm_s", "silent", "heartbeat_s", "low_battery_pct", "mandown", "location")
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _valid_name(s):
+    if not 1 <= len(s) <= 32 or s[0] in "-_":
+        return False
+    for c in s:
+        if not ("a" <= c <= "z" or "0" <= c <= "9" or c in "-_"):
+            return False
+    return True
+
+
+def _check(name, value, spec):
+    kind = spec[1]
+    if isinstance(kind, tuple):
+        if value not in kind:
+            return "must be one of %s" % ", ".join(kind)
+    elif kind == _INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be an integer"
+        if len(spec) > 3 and not spec[3] <= value <= spec[4]:
+            return "must be between %d and %d" % (spec[3], spec[4])
+    elif kind == _BOOL:
+        if not isinstance(value, bool):
+            return "must be true or false"
+    elif kind == _STR:
+        if not isinstance(value, str):
+            return "must be a string"
+        if name in ("device", "site") and not _valid_name(value):
+            return "must be 1-32 of a-z 0-9 _ - (not starting with _ or -)"
+    elif kind == _DICT and not isinstance(value, dict):
+        return "must be an object"
+    return None
+
+
+def validate(raw):
+    """Return the full config (defaults filled in) or raise ConfigError
+    listing every problem at once."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a JSON object")
+    problems = []
+    cfg = {}
+    for name in raw:
+        if name not in SPEC:
+            problems.append("unknown setting %r" % name)
+    for name, spec in SPEC.items():
+        if name not in raw:
+            if spec[0] is None:
+                problems.append("%r is required (%s)" % (name, spec[2]))
+            else:
+                cfg[name] = spec[0]
+            continue
+        problem = _check(name, raw[name], spec)
+        if problem:
+            problems.append("%r %s (got %s)" % (name, problem, json.dumps(raw[name])[:40]))
+        else:
+            cfg[name] = raw[name]
+    if not problems and cfg["battery_empty_mv"] >= cfg["battery_full_mv"]:
+        problems.append("'battery_empty_mv' must be below 'battery_full_mv'")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return cfg
+
+
+def load(path=PATH):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise ConfigError("no %s on the device flash (copy one with mpremote)" % path)
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ConfigError("%s is not valid JSON" % path)
+    return validate(raw)
+
+
+def merge_remote(cfg, changes):
+    """Validate a `config` command; returns the new config or raises."""
+    if not isinstance(changes, dict):
+        raise ConfigError("config must be an object")
+    for name in changes:
+        if name not in REMOTE:
+            raise ConfigError("%r cannot be changed over the air" % name)
+    raw = dict(cfg)
+    raw.update(changes)
+    return validate(raw)
+
+
+def save(cfg, path=PATH):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(cfg))
+    os.rename(tmp, path)

@@ -1,0 +1,158 @@
+# The outbox: every alarm and event is on flash before it is sent and leaves
+# only when the broker's PUBACK arrives. Pure logic over a file, so it runs
+# under CPython too.
+#
+# The file is an append-only log, one record per line:
+#     CRC32HEX +KEY KIND JSON     a message (added)
+#     CRC32HEX -KEY               its PUBACK came (removed)
+# A power cut mid-append leaves at worst one torn last line; its checksum
+# fails and it is skipped. Compaction writes the live records to a new file
+# and renames it over the old one (atomic on LittleFS and POSIX).
+import os
+from binascii import crc32
+
+ALARM = "alarm"
+EVENT = "event"
+HEARTBEAT = "heartbeat"
+# Rewrite the log once it is this long; small enough to load on 100 KB heap.
+COMPACT_BYTES = 8192
+
+
+def _line(body):
+    return "%08x %s\n" % (crc32(body.encode()) & 0xFFFFFFFF, body)
+
+
+def _parse(line):
+    """The record body of a log line, or None if torn or corrupt."""
+    if len(line) < 11 or line[-1] != "\n" or line[8] != " ":
+        return None
+    body = line[9:-1]
+    try:
+        crc = int(line[:8], 16)
+    except ValueError:
+        return None
+    if crc32(body.encode()) & 0xFFFFFFFF != crc:
+        return None
+    return body
+
+
+class Outbox:
+    def __init__(self, path, max_records=32):
+        self.path = path
+        self.max_records = max_records
+        self.records = []  # [key, kind, payload, persisted], oldest first
+        self.next_key = 1
+        self.log_bytes = 0
+        self.skipped = self._load()
+
+    def _load(self):
+        live = {}
+        skipped = 0
+        try:
+            f = open(self.path)
+        except OSError:
+            return 0
+        with f:
+            for line in f:
+                self.log_bytes += len(line)
+                body = _parse(line)
+                if body is None:
+                    skipped += 1
+                    continue
+                if body[0] == "+":
+                    key, kind, payload = body[1:].split(" ", 2)
+                    live[int(key)] = [int(key), kind, payload, True]
+                elif body[0] == "-":
+                    live.pop(int(body[1:]), None)
+        self.records = sorted(live.values(), key=lambda r: r[0])
+        if self.records:
+            self.next_key = self.records[-1][0] + 1
+        if skipped:
+            # Never append after a torn line: the next record would join it.
+            print("outbox: skipped %d torn/corrupt record(s) in %s" % (skipped, self.path))
+            self._compact()
+        return skipped
+
+    def __len__(self):
+        return len(self.records)
+
+    def count(self, kind):
+        return sum(1 for r in self.records if r[1] == kind)
+
+    def first(self):
+        """(key, kind, payload) of the oldest record, or None."""
+        if not self.records:
+            return None
+        r = self.records[0]
+        return r[0], r[1], r[2]
+
+    def add(self, kind, payload):
+        """Queue a message; heartbeats live in RAM only (stale after a reboot)."""
+        if kind == HEARTBEAT:
+            # The newest heartbeat supersedes one still waiting.
+            for r in self.records:
+                if r[1] == HEARTBEAT:
+                    self._drop(r)
+                    break
+        if len(self.records) >= self.max_records and not self._make_room(kind):
+            print("outbox: full of alarms, dropped new %s" % kind)
+            return None
+        key = self.next_key
+        self.next_key += 1
+        persisted = kind != HEARTBEAT
+        if persisted:
+            self._append(_line("+%d %s %s" % (key, kind, payload)))
+        self.records.append([key, kind, payload, persisted])
+        return key
+
+    def _make_room(self, kind):
+        # Heartbeats go first, then the oldest event; an alarm is never
+        # dropped: a new alarm goes in even beyond the bound.
+        for victim_kind in (HEARTBEAT, EVENT):
+            for r in self.records:
+                if r[1] == victim_kind:
+                    print("outbox: full, dropped %s %d" % (r[1], r[0]))
+                    self._drop(r)
+                    return True
+        return kind == ALARM
+
+    def remove(self, key):
+        for r in self.records:
+            if r[0] == key:
+                self._drop(r)
+                return True
+        return False
+
+    def _drop(self, r):
+        self.records.remove(r)
+        if not r[3]:
+            return
+        if not any(x[3] for x in self.records):
+            self._truncate()
+        elif self.log_bytes > COMPACT_BYTES:
+            self._compact()
+        else:
+            self._append(_line("-%d" % r[0]))
+
+    def _append(self, line):
+        with open(self.path, "a") as f:
+            f.write(line)
+        self.log_bytes += len(line)
+
+    def _truncate(self):
+        # Nothing live: an empty log is correct whether or not this finishes.
+        with open(self.path, "w"):
+            pass
+        self.log_bytes = 0
+
+    def _compact(self):
+        tmp = self.path + ".tmp"
+        size = 0
+        with open(tmp, "w") as f:
+            for key, kind, payload, persisted in self.records:
+                if persisted:
+                    line = _line("+%d %s %s" % (key, kind, payload))
+                    f.write(line)
+                    size += len(line)
+        os.rename(tmp, self.path)
+        self.log_bytes = size

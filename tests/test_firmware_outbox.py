@@ -1,0 +1,148 @@
+"""The outbox on flash: nothing leaves before its PUBACK, order is kept
+across reboots, a full outbox drops heartbeats and events but never an
+alarm, and a torn last record (power cut mid-write) leaves it readable.
+Runs under CPython and, via the last test, under MicroPython."""
+
+import os
+import sys
+
+if sys.implementation.name == "cpython":
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "firmware"))
+
+import outbox
+from outbox import ALARM, EVENT, HEARTBEAT
+
+
+def payload(n):
+    return '{"v":1,"device":"dev-001","id":"dev-001:1:%d","type":"panic","uptime_ms":%d}' % (n, n)
+
+
+def drain(box):
+    out = []
+    while box.first():
+        key, kind, data = box.first()
+        out.append((kind, data))
+        box.remove(key)
+    return out
+
+
+def test_records_survive_a_reboot_in_order_until_acknowledged(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    for n in range(5):
+        box.add(ALARM if n % 2 == 0 else EVENT, payload(n))
+    box.remove(box.first()[0])  # PUBACK for record 0
+    again = outbox.Outbox(path)  # reboot
+    assert [data for _, data in drain(again)] == [payload(n) for n in range(1, 5)]
+    assert len(outbox.Outbox(path)) == 0
+
+
+def test_new_keys_after_reboot_follow_the_old_ones(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    box.add(ALARM, payload(1))
+    box.add(ALARM, payload(2))
+    again = outbox.Outbox(path)
+    again.add(ALARM, payload(3))
+    assert [data for _, data in drain(again)] == [payload(1), payload(2), payload(3)]
+
+
+def test_heartbeats_stay_in_ram_and_the_newest_supersedes(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    box.add(HEARTBEAT, "hb1")
+    box.add(ALARM, payload(1))
+    box.add(HEARTBEAT, "hb2")
+    assert box.count(HEARTBEAT) == 1
+    assert drain(box) == [(ALARM, payload(1)), (HEARTBEAT, "hb2")]
+    box.add(HEARTBEAT, "hb3")
+    assert len(outbox.Outbox(path)) == 0
+
+
+def test_full_outbox_drops_heartbeats_then_oldest_events_never_an_alarm(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path, max_records=4)
+    box.add(EVENT, "e1")
+    box.add(HEARTBEAT, "hb")
+    box.add(ALARM, payload(1))
+    box.add(EVENT, "e2")
+    box.add(ALARM, payload(2))  # full: the heartbeat goes
+    assert box.count(HEARTBEAT) == 0 and len(box) == 4
+    box.add(ALARM, payload(3))  # full: the oldest event goes
+    box.add(ALARM, payload(4))  # full: the other event goes
+    assert box.count(EVENT) == 0
+    box.add(ALARM, payload(5))  # full of alarms: it still goes in
+    assert box.add(EVENT, "e3") is None  # an event does not displace an alarm
+    assert [d for _, d in drain(outbox.Outbox(path, max_records=4))] == [payload(n) for n in range(1, 6)]
+
+
+def test_torn_last_record_from_a_power_cut_leaves_a_readable_outbox(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    box.add(ALARM, payload(1))
+    box.add(ALARM, payload(2))
+    with open(path) as f:
+        good = f.read()
+    with open(path, "w") as f:  # the third append was cut half-way
+        f.write(good + outbox._line("+3 alarm " + payload(3))[:40])
+    again = outbox.Outbox(path)
+    assert again.skipped == 1
+    again.add(ALARM, payload(4))  # must not be glued onto the torn line
+    assert [d for _, d in drain(outbox.Outbox(path))] == [payload(1), payload(2), payload(4)]
+
+
+def test_corrupt_record_in_the_middle_is_skipped_and_the_rest_kept(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    for n in range(3):
+        box.add(ALARM, payload(n))
+    with open(path) as f:
+        lines = f.read().split("\n")
+    lines[1] = lines[1].replace("uptime", "uptimX")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    again = outbox.Outbox(path)
+    assert again.skipped == 1
+    assert [d for _, d in drain(again)] == [payload(0), payload(2)]
+
+
+def test_leftover_temp_file_from_a_cut_compaction_is_harmless(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    box.add(ALARM, payload(1))
+    with open(path + ".tmp", "w") as f:
+        f.write("00000000 +1 alarm {tr")
+    assert [d for _, d in drain(outbox.Outbox(path))] == [payload(1)]
+
+
+def test_log_is_compacted_and_stays_bounded(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    box.add(ALARM, payload(0))  # stays queued the whole time
+    for n in range(1, 200):
+        box.add(EVENT, payload(n))
+        box.remove(box.records[-1][0])
+    assert os.stat(path)[6] <= outbox.COMPACT_BYTES + 400
+    assert [d for _, d in drain(outbox.Outbox(path))] == [payload(0)]
+
+
+def test_empty_outbox_truncates_the_log(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    box.add(ALARM, payload(1))
+    drain(box)
+    assert os.stat(path)[6] == 0
+
+
+if sys.implementation.name == "cpython":
+    import pytest
+
+    from micropython_cases import run_cases_under_micropython
+
+    @pytest.fixture
+    def scratch(tmp_path):
+        return str(tmp_path)
+
+    def test_cases_pass_under_micropython(tmp_path):
+        run_cases_under_micropython(__file__, tmp_path)
