@@ -137,6 +137,15 @@ class Detector:
     def upright_known(self):
         return self.up_x != 0 or self.up_y != 0 or self.up_z != 0
 
+    @property
+    def upright(self):
+        """Gravity (milli-g) with the wearer upright, as learned; None until learned."""
+        return (self.up_x, self.up_y, self.up_z) if self.upright_known else None
+
+    def assume_upright(self, x, y, z):
+        """Start from an upright learned earlier, e.g. kept across a reboot in the same shift."""
+        self.up_x, self.up_y, self.up_z = int(x), int(y), int(z)
+
     def feed(self, x, y, z):
         """One 50 Hz sample in milli-g; returns an event code (NONE most of the time)."""
         self._sx += x
