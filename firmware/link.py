@@ -1,0 +1,120 @@
+# Keeps the device connected and empties the outbox, in order, one record
+# at a time: a record leaves the outbox only when its PUBACK has arrived.
+# Wi-Fi join, broker connect with capped exponential backoff, birth and
+# will, command subscription. The button and sensor tasks never wait on
+# anything here; they add to the outbox and set `wake`.
+import asyncio
+import json
+import time
+
+import mqtt
+import protocol
+import version
+from outbox import HEARTBEAT
+
+WIFI_JOIN_MS = 15000
+WIFI_POLL_MS = 250
+# Idle check interval: how quickly a dropped Wi-Fi is noticed with nothing to send.
+IDLE_CHECK_MS = 1000
+
+
+class Link:
+    def __init__(self, cfg, wlan, box, on_command, on_online=None):
+        self.cfg = cfg
+        self.wlan = wlan
+        self.box = box
+        self.on_online = on_online
+        self.wake = asyncio.Event()
+        self.online = False
+        dev = cfg["device"]
+        self.topic_base = protocol.ROOT + "/" + cfg["site"] + "/" + dev + "/"
+        will = protocol.encode(protocol.status(dev, "offline"))
+        self.client = mqtt.Client(
+            dev, keepalive_s=cfg["keepalive_s"], user=cfg["mqtt_user"],
+            password=cfg["mqtt_password"], clean_session=False,
+            will=(self.topic_base + "status", will, 1, True),
+            on_message=on_command)
+        self.attempts = 0
+
+    def _backoff_ms(self):
+        # 1, 2, 4 ... s capped, with jitter so a site's devices do not
+        # reconnect in lock-step after the broker comes back.
+        base = min(1000 << min(self.attempts, 10), self.cfg["backoff_max_s"] * 1000)
+        return base // 2 + (time.ticks_us() % (base // 2 + 1))
+
+    async def _join_wifi(self):
+        if self.wlan.isconnected():
+            return True
+        print("link: joining Wi-Fi %s" % self.cfg["wifi_ssid"])
+        try:
+            self.wlan.connect(self.cfg["wifi_ssid"], self.cfg["wifi_password"])
+        except OSError as e:
+            print("link: Wi-Fi connect failed: %r" % (e,))
+            return False
+        waited = 0
+        while waited < WIFI_JOIN_MS:
+            await asyncio.sleep_ms(WIFI_POLL_MS)
+            waited += WIFI_POLL_MS
+            if self.wlan.isconnected():
+                return True
+        return False
+
+    async def run(self):
+        while True:
+            if await self._join_wifi() and await self._connect():
+                self.attempts = 0
+                self.online = True
+                if self.on_online:
+                    self.on_online()
+                await self._drain()
+                self.online = False
+                self.client.close()
+                print("link: offline, %d record(s) waiting" % len(self.box))
+            self.attempts += 1
+            await asyncio.sleep_ms(self._backoff_ms())
+
+    async def _connect(self):
+        cfg = self.cfg
+        timeout = cfg["connect_timeout_s"] * 1000
+        try:
+            present = await self.client.connect(cfg["mqtt_host"], cfg["mqtt_port"], timeout)
+            # Subscribing again is harmless and covers a broker that lost the session.
+            await self.client.subscribe(self.topic_base + "cmd", 1, timeout)
+            birth = protocol.status(cfg["device"], "online", version.FW, time.ticks_ms())
+            await self.client.publish(self.topic_base + "status", protocol.encode(birth),
+                                      1, True, timeout)
+        except (OSError, mqtt.MQTTError, asyncio.TimeoutError) as e:
+            print("link: connect to %s:%d failed: %r" % (cfg["mqtt_host"], cfg["mqtt_port"], e))
+            self.client.close()
+            return False
+        print("link: online (session %s)" % ("resumed" if present else "new"))
+        return True
+
+    async def _drain(self):
+        timeout = self.cfg["puback_timeout_s"] * 1000
+        while self.client.connected:
+            if not self.wlan.isconnected():
+                print("link: Wi-Fi lost")
+                return
+            record = self.box.first()
+            if record is None:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for_ms(self.wake.wait(), IDLE_CHECK_MS)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            key, kind, payload = record
+            if kind == HEARTBEAT:
+                data = payload.encode()
+            else:
+                data = protocol.encode_for_send(json.loads(payload), time.ticks_ms())
+            qos = protocol.QOS[kind]
+            try:
+                await self.client.publish(self.topic_base + kind, data, qos, False, timeout)
+            except (OSError, mqtt.MQTTError) as e:
+                print("link: publish of %s %d failed: %r" % (kind, key, e))
+                return
+            self.box.remove(key)
+            if kind != HEARTBEAT:
+                print("link: delivered %s %d" % (kind, key))

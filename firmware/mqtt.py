@@ -1,0 +1,258 @@
+# A small MQTT 3.1.1 client on asyncio streams, written for MicroPython.
+# It never blocks the event loop: every socket wait is an asyncio wait, so the
+# button and sensor tasks keep running while the network stalls. It knows
+# nothing about reconnecting; link.py owns that policy.
+import asyncio
+import time
+
+CONNECT = 0x10
+CONNACK = 0x20
+PUBLISH = 0x30
+PUBACK = 0x40
+SUBSCRIBE = 0x82  # the spec requires flags 0010
+SUBACK = 0x90
+PINGREQ = 0xC0
+PINGRESP = 0xD0
+DISCONNECT = 0xE0
+
+# Platform quirks, named so they are found and not rediscovered:
+# - DNS (getaddrinfo) blocks the whole VM on the ESP32; configure the broker
+#   as an IP address on sites where DNS may be slow.
+# - lwIP can sit in a half-open connection for minutes after the AP drops,
+#   so the link is declared dead after KEEPALIVE_GRACE keepalive periods
+#   without any packet from the broker, not when TCP notices.
+KEEPALIVE_GRACE = 1.5
+# Refuse larger incoming packets instead of allocating them (about 100 KB heap).
+MAX_INCOMING = 4096
+
+CONNACK_ERRORS = {
+    1: "unacceptable protocol version",
+    2: "client id rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorised",
+}
+
+
+class MQTTError(Exception):
+    pass
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+def _str(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return bytes((len(s) >> 8, len(s) & 0xFF)) + s
+
+
+def _packet(first, body):
+    return bytes((first,)) + _varint(len(body)) + body
+
+
+class Client:
+    def __init__(self, client_id, keepalive_s=30, user="", password="",
+                 will=None, clean_session=False, on_message=None):
+        self.client_id = client_id
+        self.keepalive_s = keepalive_s
+        self.user = user
+        self.password = password
+        self.will = will  # (topic, payload, qos, retain) or None
+        self.clean_session = clean_session
+        self.on_message = on_message  # called as on_message(topic, payload)
+        self.connected = False
+        self._reader = None
+        self._writer = None
+        self._write_lock = asyncio.Lock()
+        self._pid = 0
+        self._acks = {}  # packet id -> asyncio.Event, set on PUBACK/SUBACK
+        self._last_rx = 0
+        self._tasks = []
+
+    def _next_pid(self):
+        self._pid = self._pid % 65535 + 1
+        return self._pid
+
+    def _connect_packet(self):
+        flags = 0x02 if self.clean_session else 0
+        payload = _str(self.client_id)
+        if self.will:
+            topic, message, qos, retain = self.will
+            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+            payload += _str(topic) + _str(message)
+        if self.user:
+            flags |= 0x80
+            payload += _str(self.user)
+            if self.password:
+                flags |= 0x40
+                payload += _str(self.password)
+        header = _str("MQTT") + bytes((4, flags, self.keepalive_s >> 8, self.keepalive_s & 0xFF))
+        return _packet(CONNECT, header + payload)
+
+    async def connect(self, host, port, timeout_ms=10000):
+        """Open the session; returns session_present. Raises OSError/MQTTError."""
+        self.close()
+        self._reader, self._writer = await asyncio.wait_for_ms(
+            asyncio.open_connection(host, port), timeout_ms)
+        try:
+            await self._write(self._connect_packet())
+            first, body = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)
+        except Exception:
+            self.close()
+            raise
+        if first != CONNACK or len(body) != 2:
+            self.close()
+            raise MQTTError("expected CONNACK, got packet type 0x%02x" % first)
+        if body[1]:
+            self.close()
+            raise MQTTError("broker refused: %s" % CONNACK_ERRORS.get(body[1], body[1]))
+        self.connected = True
+        self._last_rx = time.ticks_ms()
+        self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._keepalive())]
+        return bool(body[0] & 1)
+
+    def close(self):
+        """Drop the connection at once (no DISCONNECT: the broker sends the will)."""
+        self.connected = False
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._tasks = []
+        if self._writer:
+            try:
+                self._writer.close()
+            except OSError:
+                pass
+        self._writer = self._reader = None
+        for event in self._acks.values():
+            event.set()  # wake waiters; they see connected == False
+        self._acks = {}
+
+    async def disconnect(self):
+        if self.connected:
+            try:
+                await self._write(bytes((DISCONNECT, 0)))
+            except OSError:
+                pass
+        self.close()
+
+    async def publish(self, topic, payload, qos=0, retain=False, timeout_ms=10000):
+        """QoS 0 returns once written; QoS 1 once the broker's PUBACK arrives.
+        Raises MQTTError if the connection is lost or the PUBACK is late."""
+        if not self.connected:
+            raise MQTTError("not connected")
+        first = PUBLISH | (qos << 1) | (1 if retain else 0)
+        body = _str(topic)
+        pid = 0
+        if qos:
+            pid = self._next_pid()
+            body += bytes((pid >> 8, pid & 0xFF))
+        await self._send_and_wait(_packet(first, body + payload), pid, timeout_ms)
+
+    async def subscribe(self, topic, qos=1, timeout_ms=10000):
+        pid = self._next_pid()
+        body = bytes((pid >> 8, pid & 0xFF)) + _str(topic) + bytes((qos,))
+        await self._send_and_wait(_packet(SUBSCRIBE, body), pid, timeout_ms)
+
+    async def _send_and_wait(self, packet, pid, timeout_ms):
+        if pid:
+            event = asyncio.Event()
+            self._acks[pid] = event
+        try:
+            await self._write(packet)
+        except OSError as e:
+            self.close()
+            raise MQTTError("write failed: %s" % e)
+        if not pid:
+            return
+        try:
+            await asyncio.wait_for_ms(event.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            self.close()
+            raise MQTTError("no acknowledgement for packet %d in %d ms" % (pid, timeout_ms))
+        finally:
+            self._acks.pop(pid, None)
+        if not self.connected:
+            raise MQTTError("connection lost before acknowledgement of packet %d" % pid)
+
+    async def _write(self, data):
+        writer = self._writer
+        if writer is None:
+            raise OSError("closed")
+        async with self._write_lock:
+            writer.write(data)
+            await writer.drain()
+
+    async def _read_packet(self):
+        reader = self._reader
+        head = await reader.readexactly(1)
+        length = 0
+        shift = 0
+        while True:
+            byte = (await reader.readexactly(1))[0]
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+            if shift > 21:
+                raise MQTTError("malformed remaining length")
+        if length > MAX_INCOMING:
+            raise MQTTError("incoming packet of %d bytes is too large" % length)
+        body = await reader.readexactly(length) if length else b""
+        return head[0], body
+
+    async def _receive(self):
+        try:
+            while True:
+                first, body = await self._read_packet()
+                self._last_rx = time.ticks_ms()
+                kind = first & 0xF0
+                if kind == PUBLISH:
+                    await self._incoming(first, body)
+                elif kind in (PUBACK, SUBACK):
+                    event = self._acks.get((body[0] << 8) | body[1])
+                    if event:
+                        event.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # EOF, reset, malformed: the session is over
+            print("mqtt: connection lost (%r)" % (e,))
+        self.close()
+
+    async def _incoming(self, first, body):
+        qos = (first >> 1) & 3
+        tlen = (body[0] << 8) | body[1]
+        topic = body[2:2 + tlen].decode()
+        pos = 2 + tlen
+        if qos:
+            pid = body[pos:pos + 2]
+            pos += 2
+        if self.on_message:
+            try:
+                self.on_message(topic, body[pos:])
+            except Exception as e:  # a bad command must not end the session
+                print("mqtt: handler failed for %s: %r" % (topic, e))
+        if qos:
+            await self._write(bytes((PUBACK, 2)) + pid)
+
+    async def _keepalive(self):
+        period_ms = self.keepalive_s * 1000
+        while self.connected:
+            await asyncio.sleep_ms(period_ms // 2)
+            if time.ticks_diff(time.ticks_ms(), self._last_rx) > period_ms * KEEPALIVE_GRACE:
+                print("mqtt: broker silent for %d s, dropping the link" % (period_ms * KEEPALIVE_GRACE // 1000))
+                self.close()
+                return
+            try:
+                await self._write(bytes((PINGREQ, 0)))
+            except OSError:
+                self.close()
+                return
