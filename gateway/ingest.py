@@ -1,0 +1,363 @@
+"""Ingest: MQTT in, SQLite committed, then PUBACK.
+
+    paho network thread --on_message--> inbox (queue.Queue)
+        --> writer thread: validate, store, make incidents for a small batch
+            in ONE transaction (group commit), then PUBACK each message in
+            the order received (MQTT 3.1.1 section 4.6)
+        --> loop.call_soon_threadsafe(on_committed, effects)  (asyncio side)
+
+A message is acknowledged only after its transaction committed, so a gateway
+that dies in between leaves it unacknowledged: the broker redelivers it from
+our persistent session (fixed client id, clean_session=False) and the alarm
+id makes the redelivery a duplicate, not a second incident. If SQLite cannot
+commit (locked, disk full) the writer retries the same batch and acks
+nothing meanwhile; the broker's in-flight window then holds the rest.
+
+Packet ids belong to one connection: after a reconnect the broker resends
+everything unacknowledged under the same ids, possibly reused, so acks for
+messages received on an earlier connection are dropped, never sent.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway import protocol, sessions, supervision
+from gateway.config import Config
+from gateway.incidents import Effects, raise_alarm
+from gateway.store import Store
+
+log = logging.getLogger("lonewatch.ingest")
+
+SUBSCRIPTIONS = [(f"{protocol.TOPIC_ROOT}/+/+/{kind}", 1) for kind in protocol.UPLINK_KINDS]
+# Enough to amortise an fsync, small enough that the first message of a batch
+# is not held back long; the broker's in-flight window bounds it anyway.
+MAX_BATCH = 200
+REJECT_LOG_EVERY_S = 60.0
+RETRY_DELAYS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+STOP = object()
+
+
+class Received:
+    __slots__ = ("generation", "mid", "qos", "topic", "payload", "received_at")
+
+    def __init__(self, generation, mid, qos, topic, payload, received_at):
+        self.generation = generation
+        self.mid = mid
+        self.qos = qos
+        self.topic = topic
+        self.payload = payload
+        self.received_at = received_at
+
+
+class Counters:
+    """Written by the writer thread only; read by metrics (ints are atomic under the GIL)."""
+
+    def __init__(self):
+        self.received = {kind: 0 for kind in protocol.UPLINK_KINDS}
+        self.rejected = {reason: 0 for reason in (*protocol.REASONS, "internal_error")}
+        self.duplicates = 0
+        self.location_dropped = 0
+        self.unregistered = 0
+        self.acked = 0
+        self.store_retries = 0
+        self._recent = collections.deque()  # (time, accepted in that batch)
+
+    def note_batch(self, now: float, n: int) -> None:
+        self._recent.append((now, n))
+        while self._recent and self._recent[0][0] < now - 10.0:
+            self._recent.popleft()
+
+    def rate(self, now: float) -> float:
+        """Messages per second over the last 10 s."""
+        return sum(n for t, n in list(self._recent) if t >= now - 10.0) / 10.0
+
+
+def _alarm_topic_device(topic: str) -> tuple[str, str] | None:
+    """(site, device) of something published on an alarm topic, even if invalid."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[-1] == "alarm":
+        return parts[2][:32] or "?", parts[3][:32] or "?"
+    return None
+
+
+def _times(kind: str, body: dict, received_at: float) -> tuple[float | None, float, float | None]:
+    """(device_time, event_time, skew_s): the receive time is authoritative;
+    an outbox record is dated back by how long it waited on the device."""
+    device_time = body.get("time")
+    event_time = received_at
+    if kind in ("alarm", "event"):
+        event_time = received_at - (body["sent_uptime_ms"] - body["uptime_ms"]) / 1000.0
+    skew = None if device_time is None else round(device_time - event_time, 3)
+    return device_time, event_time, skew
+
+
+class Ingest:
+    def __init__(self, config: Config, store: Store, on_committed, loop):
+        self.config = config
+        self.store = store
+        self.counters = Counters()
+        self.inbox: queue.Queue = queue.Queue()
+        self.db_ok = True
+        self.connected_since: float | None = None
+        self._on_committed = on_committed
+        self._loop = loop
+        self._generation = 0
+        self._ack_lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._connect_error: str | None = None
+        self._last_reject_log: dict[str, float] = {}
+        self._writer = threading.Thread(target=self._write_loop, name="lonewatch-writer", daemon=True)
+        self.status_topic = protocol.gateway_status_topic(config.gateway.id)
+
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=config.client_id, clean_session=False,
+            protocol=mqtt.MQTTv311, manual_ack=True,
+        )
+        if config.mqtt.username:
+            client.username_pw_set(config.mqtt.username, config.mqtt.password or None)
+        client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self.client = client
+
+    def _status(self, state: str) -> bytes:
+        return protocol.encode({"v": protocol.VERSION, "gateway": self.config.gateway.id, "state": state,
+                                "time": round(time.time(), 3)})
+
+    @property
+    def connected(self) -> bool:
+        return self.client.is_connected() and self._subscribed.is_set()
+
+    # ---- lifecycle (called from asyncio) ---------------------------------
+
+    def start(self, timeout_s: float) -> None:
+        """Connect and subscribe; blocking, run it in a thread. Raises ConnectionError."""
+        self._writer.start()
+        try:
+            self.client.connect(self.config.mqtt.host, self.config.mqtt.port, keepalive=self.config.mqtt.keepalive)
+        except OSError as exc:
+            self._stop_writer()
+            raise ConnectionError(f"cannot reach the MQTT broker at {self.config.mqtt.url}: {exc}") from None
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            why = self._connect_error or "no CONNACK/SUBACK"
+            self.client.loop_stop()
+            self.client.disconnect()
+            self._stop_writer()
+            raise ConnectionError(
+                f"MQTT broker at {self.config.mqtt.url} did not accept the gateway within {timeout_s:g} s ({why})"
+            )
+
+    def stop(self) -> None:
+        """Commit and ack what was received, say goodbye, disconnect. Blocking."""
+        self._stop_writer()
+        if self.client.is_connected():
+            self.client.publish(self.status_topic, self._status("offline"), qos=1, retain=True).wait_for_publish(1.0)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _stop_writer(self) -> None:
+        if self._writer.is_alive():
+            self.inbox.put(STOP)
+            self._writer.join(5.0)
+
+    # ---- paho callbacks (network thread) -----------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self._connect_error = f"broker refused: {reason_code}"
+            log.error("MQTT broker %s refused the connection: %s", self.config.mqtt.url, reason_code)
+            return
+        log.info("connected to %s as %s (session present: %s)", self.config.mqtt.url,
+                 self.config.client_id, flags.session_present)
+        self.connected_since = time.time()
+        client.subscribe(SUBSCRIPTIONS)
+        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+
+    def _on_connect_fail(self, client, userdata):
+        self._connect_error = "connection failed"
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(rc.is_failure for rc in reason_codes):
+            self._connect_error = f"subscription refused: {reason_codes}"
+            log.error("MQTT broker refused a subscription: %s", reason_codes)
+            return
+        self._subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        with self._ack_lock:
+            self._generation += 1
+        self._subscribed.clear()
+        self.connected_since = None
+        log.warning("disconnected from %s (%s); paho reconnects with backoff", self.config.mqtt.url, reason_code)
+
+    def _on_message(self, client, userdata, message):
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", "replace")
+        self.inbox.put(Received(self._generation, message.mid, message.qos, topic, message.payload, time.time()))
+
+    # ---- writer thread -----------------------------------------------------
+
+    def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self.inbox.get()
+            if first is STOP:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            effects = self._commit(batch)
+            self._ack(batch)
+            self._loop.call_soon_threadsafe(self._on_committed, effects)
+
+    def _commit(self, batch: list[Received]) -> Effects:
+        attempt = 0
+        while True:
+            effects = Effects()
+            try:
+                with self.store.transaction():
+                    for item in batch:
+                        self._record(item, effects)
+                self.db_ok = True
+                self.counters.note_batch(time.time(), len(batch))
+                return effects
+            except sqlite3.Error as exc:
+                # Nothing was committed and nothing is acked: retry the same batch.
+                self.db_ok = False
+                self.counters.store_retries += 1
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                log.error("cannot commit %d message(s) (%s); retrying in %.2f s, not acknowledging",
+                          len(batch), exc, delay)
+                attempt += 1
+                time.sleep(delay)
+
+    def _ack(self, batch: list[Received]) -> None:
+        with self._ack_lock:
+            for item in batch:
+                if item.qos > 0 and item.generation == self._generation:
+                    self.client.ack(item.mid, item.qos)
+                    self.counters.acked += 1
+
+    def _record(self, item: Received, effects: Effects) -> None:
+        """Store one message and everything it implies, in the caller's transaction."""
+        try:
+            message = protocol.parse_message(item.topic, item.payload)
+        except protocol.Invalid as exc:
+            self._reject(item, exc.reason, exc.detail, effects)
+            return
+        if message.kind not in protocol.UPLINK_KINDS:
+            self._reject(item, "bad_topic", f"{message.kind} is not an uplink topic", effects)
+            return
+        try:
+            with self.store.transaction():  # a savepoint: a bug here loses only this message's changes
+                self._accept(message, item.received_at, effects)
+        except sqlite3.OperationalError:
+            raise  # the database itself is unwell: retry the batch
+        except Exception as exc:  # a bug must not stop the ingest; keep the evidence instead
+            log.exception("internal error handling %s", item.topic)
+            self._reject(item, "internal_error", f"{type(exc).__name__}: {exc}", effects)
+
+    def _reject(self, item: Received, reason: str, detail: str, effects: Effects) -> None:
+        self.counters.rejected[reason] += 1
+        parts = item.topic.split("/")
+        device = parts[3][:32] if len(parts) == 5 else None
+        self.store.add_reject(item.received_at, item.topic, device, reason, detail, len(item.payload))
+        key = device or item.topic[:64]
+        if item.received_at - self._last_reject_log.get(key, float("-inf")) >= REJECT_LOG_EVERY_S:
+            self._last_reject_log[key] = item.received_at
+            log.warning("rejected message on %s (%s): %s [logged once a minute per device]",
+                        item.topic[:120], reason, detail)
+        on_alarm_topic = _alarm_topic_device(item.topic)
+        if on_alarm_topic:
+            site, dev = on_alarm_topic
+            raise_alarm(self.store, effects, site=site, device=dev, alarm_type="technical",
+                        cause="unreadable_alarm", now=item.received_at,
+                        registered=bool((self.store.get_device(dev) or {}).get("registered")),
+                        summary=f"unreadable alarm from device {dev} ({reason}: {detail[:120]})")
+
+    def _accept(self, message: protocol.Message, now: float, effects: Effects) -> None:
+        body, kind, device, site = message.body, message.kind, message.device, message.site
+        self.counters.received[kind] += 1
+        if message.dropped:
+            self.counters.location_dropped += 1
+        device_fields = {}
+        for key in ("battery_pct", "fw", "rssi"):
+            if key in body and kind in ("heartbeat", "status", "alarm", "event"):
+                device_fields[key] = body[key]
+        before = self.store.touch_device(device, site, now, **device_fields)
+        registered = before["registered"]
+        device_time, event_time, skew = _times(kind, body, now)
+        fresh = self.store.add_message(now, site, device, kind, body, msg_id=body.get("id"),
+                                       device_time=device_time, event_time=event_time, skew_s=skew)
+        if kind == "alarm":
+            if not fresh:
+                self.counters.duplicates += 1
+            raise_alarm(
+                self.store, effects, site=site, device=device, alarm_type=body["type"],
+                cause=body.get("cause"), now=now, alarm_id=body["id"], registered=registered,
+                event_time=event_time, device_time=device_time, skew_s=skew,
+                location=body.get("location"), battery_pct=body.get("battery_pct"), actor=device,
+            )
+            if registered:
+                supervision.device_heard(self.store, effects, device, now, before)
+            return
+        if not fresh:
+            self.counters.duplicates += 1
+            return
+        if not registered:
+            # Listed for enrollment (devices table), not acted upon.
+            self.counters.unregistered += 1
+            self.store.count_unregistered_message(device)
+            return
+        if kind == "status":
+            supervision.status_received(self.store, effects, site, device, body["state"], now, before)
+            return
+        supervision.device_heard(self.store, effects, device, now, before)
+        if "battery_pct" in body:
+            supervision.battery_reported(self.store, effects, self.config.supervision, site, device,
+                                         body["battery_pct"], now, before)
+        if kind == "event":
+            self._event(message, now, effects)
+
+    def _event(self, message: protocol.Message, now: float, effects: Effects) -> None:
+        body, device = message.body, message.device
+        etype = body["type"]
+        location = body.get("location")
+        if etype == "session_start":
+            sessions.start(self.store, effects, device=device, site=message.site,
+                           interval_s=body.get("duration_s", self.config.sessions.default_duration_s),
+                           now=now, source="device", actor=device, location=location)
+        elif etype == "check_in":
+            sessions.check_in(self.store, effects, device, now, location)
+        elif etype == "session_end":
+            session = self.store.open_session_for(device)
+            if session is not None:
+                sessions.end(self.store, effects, session, now, by=device, location=location)
+        elif etype.startswith("pre_alarm"):
+            # Recorded, not an incident: the wearer either cancels or the
+            # device sends the alarm itself when the countdown runs out.
+            self.store.audit(now, device, etype, f"cause {body['cause']}")

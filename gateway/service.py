@@ -1,0 +1,306 @@
+"""The gateway service: ingest, incidents, timers, routing, downlink and the live feed.
+
+The asyncio side owns everything that happens after a commit (live feed,
+routing, commands to devices) and the timers (escalation, sessions, lost
+contact, retention). The MQTT network thread and the SQLite writer thread
+live in gateway.ingest; neither ever waits for the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from datetime import datetime
+
+from gateway import incidents, protocol, sessions, supervision
+from gateway.config import Config
+from gateway.downlink import Downlink
+from gateway.incidents import Effects
+from gateway.ingest import Ingest
+from gateway.routing import EVENTS as ROUTED_EVENTS
+from gateway.routing import Router
+from gateway.store import Store
+
+log = logging.getLogger("lonewatch.gateway")
+
+# A desk that stops reading its feed loses old live updates, never incidents
+# (they are in the database; the dashboard reloads from there).
+LIVE_QUEUE_SIZE = 10_000
+STOP_TIMEOUT_S = 4.0
+
+
+def _unix_time(value, what: str) -> float:
+    """A unix time in seconds, or an ISO-8601 string with a timezone."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed.timestamp()
+    raise ValueError(f"{what} must be unix seconds or an ISO-8601 time with a timezone, got {value!r}")
+
+
+class Gateway:
+    def __init__(self, config: Config):
+        self.config = config
+        self.store = Store(config.gateway.db)
+        self.router: Router | None = None
+        self.ingest: Ingest | None = None
+        self.downlink: Downlink | None = None
+        self.started_at: float | None = None
+        self._live: set[asyncio.Queue] = set()
+        self._tasks: list[asyncio.Task] = []
+        self._timers_ok = True
+
+    # ---- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, subscribe and start the timers; ConnectionError if the broker is unreachable."""
+        loop = asyncio.get_running_loop()
+        with self.store.transaction():
+            for device in self.config.devices.registered:
+                self.store.register_device(device)
+        self.router = Router(self.config.routing, self.config.gateway.db)
+        self.ingest = Ingest(self.config, self.store, self._apply, loop)
+        self.downlink = Downlink(self.ingest.client, self.config.gateway.id)
+        try:
+            await asyncio.to_thread(self.ingest.start, self.config.mqtt.connect_timeout_s)
+        except ConnectionError:
+            await self.router.close()
+            raise
+        self.started_at = time.time()
+        self._tasks = [
+            asyncio.create_task(self._tick_forever(), name="lonewatch timers"),
+            asyncio.create_task(self._purge_forever(), name="lonewatch retention"),
+        ]
+        log.info("gateway %s started (db %s, broker %s)", self.config.gateway.id,
+                 self.config.gateway.db, self.config.mqtt.url)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.ingest is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.to_thread(self.ingest.stop), STOP_TIMEOUT_S)
+        if self.router is not None:
+            await self.router.close(grace_s=0.5)
+        self.store.close()
+
+    # ---- live feed ----------------------------------------------------------
+
+    def subscribe_live(self) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(LIVE_QUEUE_SIZE)
+        self._live.add(q)
+        return q
+
+    def unsubscribe_live(self, q: asyncio.Queue) -> None:
+        self._live.discard(q)
+
+    def _publish_live(self, update: dict) -> None:
+        for q in self._live:
+            if q.full():
+                q.get_nowait()  # drop the oldest: the database still has it
+            q.put_nowait(update)
+
+    # ---- after a commit (runs on the event loop) ----------------------------
+
+    def _apply(self, effects: Effects) -> None:
+        for incident_id, event, tier in effects.incidents:
+            incident = self.store.get_incident(incident_id)
+            self._publish_live({"type": "incident", "event": event, "incident": incident})
+            if event in ROUTED_EVENTS:
+                try:
+                    self.router.dispatch(incident, event, tier)
+                except Exception:
+                    log.exception("routing %s for incident %s failed", event, incident_id)
+        for device in dict.fromkeys(effects.devices):
+            self._publish_live({"type": "device", "device": self.store.get_device(device)})
+        for session_id in dict.fromkeys(effects.sessions):
+            self._publish_live({"type": "session", "session": self.store.get_session(session_id)})
+        for site, device, cmd, fields in effects.commands:
+            self.downlink.send(site, device, cmd, **fields)
+            if cmd == "delivered":
+                with self.store.transaction():
+                    incident_id = incidents.mark_delivered(self.store, fields["ref"], time.time())
+                if incident_id is not None:
+                    self._publish_live({"type": "incident", "event": "delivered",
+                                        "incident": self.store.get_incident(incident_id)})
+
+    def _change(self, work) -> Effects:
+        """Run work(effects) in one transaction, then apply its effects."""
+        effects = Effects()
+        with self.store.transaction():
+            work(effects)
+        self._apply(effects)
+        return effects
+
+    # ---- desk actions -------------------------------------------------------
+
+    async def acknowledge(self, incident_id: int, operator: str) -> dict:
+        self._change(lambda fx: incidents.acknowledge(self.store, fx, int(incident_id), operator, time.time()))
+        return self.store.get_incident(int(incident_id))
+
+    async def resolve(self, incident_id: int, operator: str, reason: str, note: str = "") -> dict:
+        self._change(lambda fx: incidents.resolve(self.store, fx, int(incident_id), operator, reason,
+                                                  note, time.time()))
+        return self.store.get_incident(int(incident_id))
+
+    async def start_session(self, device: str, worker: str, place: str, phone: str, expected_end) -> dict:
+        """Start lone work from the desk; expected_end is unix seconds or ISO-8601 with timezone."""
+        now = time.time()
+        due = _unix_time(expected_end, "expected_end")
+        if due <= now:
+            raise ValueError(f"expected_end must be in the future, got {expected_end!r}")
+        known = self.store.get_device(device)
+        if known is None or not known["site"]:
+            raise ValueError(f"unknown device {device!r}: it has never connected, so its site is unknown")
+        for name, value in (("worker", worker), ("place", place), ("phone", phone)):
+            if not isinstance(value, str) or not value.strip() or len(value) > 200:
+                raise ValueError(f"{name} must be a non-empty string of at most 200 characters, got {value!r}")
+        ids = []
+        self._change(lambda fx: ids.append(sessions.start(
+            self.store, fx, device=device, site=known["site"], interval_s=due - now, now=now,
+            source="desk", actor="desk", worker=worker, place=place, phone=phone)))
+        return self.store.get_session(ids[0])
+
+    async def end_session(self, session_id: int, operator: str = "desk") -> dict:
+        session = self.store.get_session(int(session_id))
+        if session is None:
+            raise ValueError(f"no session with id {session_id}")
+        if session["state"] not in ("active", "overdue"):
+            raise ValueError(f"session {session_id} is already {session['state']}")
+        self._change(lambda fx: sessions.end(self.store, fx, session, time.time(), by=operator))
+        return self.store.get_session(int(session_id))
+
+    async def register_device(self, device: str, site: str | None = None) -> dict:
+        if not isinstance(device, str) or not protocol.NAME_RE.match(device):
+            raise ValueError(f"device id must match {protocol.NAME_RE.pattern}, got {device!r}")
+        self._change(lambda fx: (self.store.register_device(device, site),
+                                 self.store.audit(time.time(), "desk", "device_registered", device),
+                                 fx.devices.append(device)))
+        return self.store.get_device(device)
+
+    # ---- timers -------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        period = min(1.0, self.config.sessions.check_interval_s)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.tick(time.time())
+                self._timers_ok = True
+            except Exception:
+                self._timers_ok = False
+                log.exception("timer check failed; retrying in %.1f s", period)
+
+    def tick(self, now: float) -> None:
+        """Escalate unacknowledged incidents, run sessions, find lost devices."""
+        def work(fx):
+            incidents.escalate_unacknowledged(self.store, fx, self.config.alarms.ack_timeout_s, now)
+            sessions.check_due(self.store, fx, self.config.sessions, now)
+            connected_since = self.ingest.connected_since if self.ingest else None
+            if connected_since is not None:
+                supervision.check_lost(self.store, fx, self.config.supervision, now, connected_since)
+        self._change(work)
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                self.purge_expired(time.time())
+            except Exception:
+                log.exception("retention purge failed; trying again later")
+            await asyncio.sleep(self.config.privacy.purge_interval_s)
+
+    def purge_expired(self, now: float) -> dict:
+        """Remove personal data older than the retention period; audit what was removed."""
+        days = self.config.privacy.retention_days
+        with self.store.transaction():
+            counts = self.store.purge_personal_data(now - days * 86400)
+            if any(counts.values()):
+                detail = f"older than {days:g} days: " + ", ".join(f"{n} {what}" for what, n in counts.items())
+                self.store.audit(now, "gateway", "retention_purge", detail)
+                log.info("retention purge %s", detail)
+        return counts
+
+    # ---- operations ---------------------------------------------------------
+
+    def health(self) -> dict:
+        broker = bool(self.ingest and self.ingest.connected)
+        db = bool(self.ingest and self.ingest.db_ok) and self._timers_ok
+        backlog = self.ingest.inbox.qsize() if self.ingest else 0
+        return {
+            "ok": broker and db,
+            "gateway": self.config.gateway.id,
+            "broker_connected": broker,
+            "db_writable": db,
+            "ingest_backlog": backlog,
+            "open_incidents": self.store.count_open_incidents(),
+            "uptime_s": round(time.time() - self.started_at, 1) if self.started_at else 0.0,
+        }
+
+    def metrics_text(self) -> str:
+        now = time.time()
+        c = self.ingest.counters if self.ingest else None
+        lines: list[str] = []
+
+        def metric(name, kind, help_text, samples):
+            lines.append(f"# HELP lonewatch_{name} {help_text}")
+            lines.append(f"# TYPE lonewatch_{name} {kind}")
+            for labels, value in samples:
+                label = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+                lines.append(f"lonewatch_{name}{label} {value}")
+
+        devices = self.store.list_devices()
+        metric("messages_received_total", "counter", "Valid messages received, by topic kind.",
+               [({"kind": k}, n) for k, n in (c.received.items() if c else [])])
+        metric("messages_rejected_total", "counter", "Messages rejected, by reason.",
+               [({"reason": r}, n) for r, n in (c.rejected.items() if c else [])])
+        metric("duplicates_total", "counter", "Alarms and events received again (same protocol id).",
+               [({}, c.duplicates if c else 0)])
+        metric("location_dropped_total", "counter", "Messages whose location was dropped for privacy.",
+               [({}, c.location_dropped if c else 0)])
+        metric("unregistered_messages_total", "counter", "Non-alarm messages from unregistered devices.",
+               [({}, c.unregistered if c else 0)])
+        metric("store_retries_total", "counter", "Batches SQLite could not commit at first.",
+               [({}, c.store_retries if c else 0)])
+        metric("ingest_rate", "gauge", "Messages committed per second over the last 10 s.",
+               [({}, round(c.rate(now), 2) if c else 0)])
+        metric("ingest_backlog", "gauge", "Messages received but not yet committed.",
+               [({}, self.ingest.inbox.qsize() if self.ingest else 0)])
+        metric("incidents_open", "gauge", "Incidents not yet resolved.", [({}, self.store.count_open_incidents())])
+        metric("devices_online", "gauge", "Registered devices currently online.",
+               [({}, sum(1 for d in devices if d["state"] == "online"))])
+        metric("broker_connected", "gauge", "1 when connected and subscribed to the broker.",
+               [({}, int(bool(self.ingest and self.ingest.connected)))])
+        if self.router is not None:
+            metric("channel_failures_total", "counter", "Failed delivery attempts per routing channel.",
+                   [({"channel": n}, v) for n, v in self.router.failures_total.items()])
+            metric("dead_letters_total", "counter", "Notifications given up on, per channel.",
+                   [({"channel": n}, v) for n, v in self.router.dead_letters_total.items()])
+        if self.downlink is not None:
+            metric("commands_sent_total", "counter", "Commands published to devices, by command.",
+                   [({"cmd": k}, n) for k, n in self.downlink.sent_total.items()])
+        return "\n".join(lines) + "\n"
+
+
+async def run(config: Config) -> None:
+    """Run the gateway until SIGINT or SIGTERM (for `lonewatch gateway`)."""
+    gateway = Gateway(config)
+    await gateway.start()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await gateway.stop()

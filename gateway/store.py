@@ -1,0 +1,391 @@
+"""The gateway's SQLite database: every message, incidents, devices, sessions, audit.
+
+All times are unix seconds (float, UTC) as given by time.time(): cheap to
+compare and subtract, and the dashboard formats them for people.
+
+One connection shared by the ingest writer thread and the asyncio side,
+serialised by a lock; WAL keeps other processes (the CLI, `lonewatch alarms`)
+reading while the gateway writes. synchronous=FULL because an acknowledged
+alarm must survive a power cut, not only a crash; group commit in the ingest
+writer pays for the fsync.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+
+import sqlite_utils
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    msg_id TEXT,
+    type TEXT,
+    device_time REAL,
+    event_time REAL,
+    skew_s REAL,
+    body TEXT NOT NULL
+);
+-- The protocol's message id is what makes a resend a duplicate.
+CREATE UNIQUE INDEX IF NOT EXISTS messages_msg_id ON messages (kind, msg_id);
+CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at);
+
+CREATE TABLE IF NOT EXISTS rejects (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    topic TEXT NOT NULL,
+    device TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejects_received_at ON rejects (received_at);
+
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY,
+    site TEXT,
+    registered INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'unknown',
+    first_seen REAL,
+    last_seen REAL,
+    battery_pct INTEGER,
+    fw TEXT,
+    rssi INTEGER,
+    unregistered_messages INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    type TEXT NOT NULL,
+    cause TEXT,
+    priority TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    state TEXT NOT NULL,
+    alarm_id TEXT,
+    registered INTEGER NOT NULL,
+    raised_at REAL NOT NULL,
+    received_at REAL NOT NULL,
+    event_time REAL NOT NULL,
+    device_time REAL,
+    skew_s REAL,
+    location TEXT,
+    battery_pct INTEGER,
+    alarm_count INTEGER NOT NULL DEFAULT 1,
+    delivered_at REAL,
+    tier INTEGER NOT NULL DEFAULT 0,
+    alerted_at REAL NOT NULL,
+    acknowledged_at REAL,
+    acknowledged_by TEXT,
+    resolved_at REAL,
+    resolved_by TEXT,
+    resolution TEXT,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (device, state);
+
+-- Every alarm id that went into an incident: the dedup key.
+CREATE TABLE IF NOT EXISTS incident_alarms (
+    alarm_id TEXT PRIMARY KEY,
+    incident_id INTEGER NOT NULL,
+    received_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    incident_id INTEGER,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS audit_incident ON audit (incident_id);
+
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    site TEXT NOT NULL,
+    worker TEXT,
+    place TEXT,
+    phone TEXT,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    interval_s REAL NOT NULL,
+    due_at REAL NOT NULL,
+    reminded_due_at REAL,
+    last_check_in REAL,
+    location TEXT,
+    incident_id INTEGER,
+    ended_at REAL,
+    ended_by TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_device ON sessions (device, state);
+"""
+
+INCIDENT_STATES = ("raised", "acknowledged", "resolved")
+SESSION_OPEN_STATES = ("active", "overdue")
+
+
+def _incident(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    row["registered"] = bool(row["registered"])
+    row["location"] = json.loads(row["location"]) if row["location"] else None
+    return row
+
+
+def _session(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    row["location"] = json.loads(row["location"]) if row["location"] else None
+    return row
+
+
+class Store:
+    def __init__(self, path: str):
+        self.path = path
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
+        self.db = sqlite_utils.Database(conn)
+        self.lock = threading.RLock()
+        self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous=FULL")
+        with self.lock:
+            self.db.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One atomic unit of work; nested calls join the outer transaction."""
+        with self.lock, self.db.atomic():
+            yield self
+
+    def _all(self, sql: str, params=()) -> list[dict]:
+        with self.lock:
+            cursor = self.db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def _one(self, sql: str, params=()) -> dict | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _write(self, sql: str, params=()) -> int:
+        """Run one statement inside the caller's transaction; return lastrowid."""
+        return self.db.execute(sql, params).lastrowid
+
+    # ---- messages -----------------------------------------------------------
+
+    def add_message(self, received_at, site, device, kind, body, msg_id=None,
+                    device_time=None, event_time=None, skew_s=None) -> bool:
+        """Append one accepted message; False if its protocol id was seen before."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO messages (received_at, site, device, kind, msg_id, type,"
+            " device_time, event_time, skew_s, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (received_at, site, device, kind, msg_id, body.get("type"),
+             device_time, event_time, skew_s, json.dumps(body, separators=(",", ":"))),
+        )
+        return cursor.rowcount == 1
+
+    def add_reject(self, received_at, topic, device, reason, detail, size) -> None:
+        self._write(
+            "INSERT INTO rejects (received_at, topic, device, reason, detail, size) VALUES (?,?,?,?,?,?)",
+            (received_at, topic[:200], device, reason, detail[:500], size),
+        )
+
+    def list_messages(self, device: str | None = None, kind: str | None = None, limit: int = 200) -> list[dict]:
+        where, params = [], []
+        if device:
+            where.append("device = ?")
+            params.append(device)
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = "SELECT * FROM messages" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._all(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        for row in rows:
+            row["body"] = json.loads(row["body"])
+        return rows
+
+    def list_rejects(self, limit: int = 200) -> list[dict]:
+        return self._all("SELECT * FROM rejects ORDER BY id DESC LIMIT ?", (limit,))
+
+    # ---- devices ------------------------------------------------------------
+
+    def get_device(self, device: str) -> dict | None:
+        row = self._one("SELECT * FROM devices WHERE device = ?", (device,))
+        if row:
+            row["registered"] = bool(row["registered"])
+        return row
+
+    def list_devices(self) -> list[dict]:
+        rows = self._all("SELECT * FROM devices ORDER BY device")
+        for row in rows:
+            row["registered"] = bool(row["registered"])
+        return rows
+
+    def register_device(self, device: str, site: str | None = None) -> None:
+        self._write(
+            "INSERT INTO devices (device, site, registered) VALUES (?, ?, 1)"
+            " ON CONFLICT (device) DO UPDATE SET registered = 1, site = COALESCE(excluded.site, site)",
+            (device, site),
+        )
+
+    def touch_device(self, device: str, site: str, now: float, **fields) -> dict:
+        """Record that the device was heard from; returns the row as it was before."""
+        before = self.get_device(device)
+        if before is None:
+            self._write(
+                "INSERT INTO devices (device, site, first_seen, last_seen) VALUES (?,?,?,?)",
+                (device, site, now, now),
+            )
+        sets = ["site = ?", "last_seen = ?", "first_seen = COALESCE(first_seen, ?)"]
+        params = [site, now, now]
+        for key, value in fields.items():
+            sets.append(f"{key} = ?")
+            params.append(value)
+        self._write(f"UPDATE devices SET {', '.join(sets)} WHERE device = ?", (*params, device))
+        return before or {"device": device, "site": site, "registered": False, "state": "unknown",
+                          "battery_pct": None, "last_seen": None}
+
+    def set_device_state(self, device: str, state: str) -> None:
+        self._write("UPDATE devices SET state = ? WHERE device = ?", (state, device))
+
+    def count_unregistered_message(self, device: str) -> None:
+        self._write("UPDATE devices SET unregistered_messages = unregistered_messages + 1 WHERE device = ?", (device,))
+
+    def devices_silent_since(self, cutoff: float) -> list[dict]:
+        """Devices that were online but have not been heard from since cutoff."""
+        return self._all(
+            "SELECT * FROM devices WHERE state = 'online' AND last_seen < ?", (cutoff,)
+        )
+
+    # ---- incidents ----------------------------------------------------------
+
+    def create_incident(self, **fields) -> int:
+        fields["location"] = json.dumps(fields["location"]) if fields.get("location") else None
+        fields["registered"] = int(bool(fields["registered"]))
+        names = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        return self._write(f"INSERT INTO incidents ({names}) VALUES ({marks})", tuple(fields.values()))
+
+    def update_incident(self, incident_id: int, **fields) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._write(f"UPDATE incidents SET {sets} WHERE id = ?", (*fields.values(), incident_id))
+
+    def get_incident(self, incident_id: int) -> dict | None:
+        return _incident(self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
+
+    def list_incidents(self, limit: int = 200, state: str | None = None) -> list[dict]:
+        """Newest first. state: 'raised', 'acknowledged', 'resolved' or 'open' (not resolved)."""
+        if state == "open":
+            rows = self._all("SELECT * FROM incidents WHERE state != 'resolved' ORDER BY id DESC LIMIT ?", (limit,))
+        elif state:
+            rows = self._all("SELECT * FROM incidents WHERE state = ? ORDER BY id DESC LIMIT ?", (state, limit))
+        else:
+            rows = self._all("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,))
+        return [_incident(r) for r in rows]
+
+    def open_incident_for(self, device: str, types: tuple[str, ...], cause: str | None = None) -> dict | None:
+        marks = ",".join("?" for _ in types)
+        sql = f"SELECT * FROM incidents WHERE device = ? AND state != 'resolved' AND type IN ({marks})"
+        params = [device, *types]
+        if cause is not None:
+            sql += " AND cause = ?"
+            params.append(cause)
+        return _incident(self._one(sql + " ORDER BY id LIMIT 1", params))
+
+    def incidents_due_for_escalation(self, cutoff: float) -> list[dict]:
+        """Raised (unacknowledged) incidents last alerted before cutoff."""
+        return [_incident(r) for r in self._all(
+            "SELECT * FROM incidents WHERE state = 'raised' AND alerted_at <= ? ORDER BY id", (cutoff,)
+        )]
+
+    def incident_for_alarm(self, alarm_id: str) -> int | None:
+        row = self._one("SELECT incident_id FROM incident_alarms WHERE alarm_id = ?", (alarm_id,))
+        return row["incident_id"] if row else None
+
+    def link_alarm(self, alarm_id: str, incident_id: int, now: float) -> None:
+        self._write("INSERT INTO incident_alarms (alarm_id, incident_id, received_at) VALUES (?,?,?)",
+                    (alarm_id, incident_id, now))
+
+    def count_open_incidents(self) -> int:
+        return self._one("SELECT count(*) AS n FROM incidents WHERE state != 'resolved'")["n"]
+
+    # ---- audit --------------------------------------------------------------
+
+    def audit(self, at: float, actor: str, action: str, detail: str = "", incident_id: int | None = None) -> None:
+        self._write("INSERT INTO audit (at, incident_id, actor, action, detail) VALUES (?,?,?,?,?)",
+                    (at, incident_id, actor, action, detail))
+
+    def incident_audit(self, incident_id: int) -> list[dict]:
+        return self._all("SELECT * FROM audit WHERE incident_id = ? ORDER BY id", (incident_id,))
+
+    def list_audit(self, action: str | None = None, limit: int = 200) -> list[dict]:
+        if action:
+            return self._all("SELECT * FROM audit WHERE action = ? ORDER BY id DESC LIMIT ?", (action, limit))
+        return self._all("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+
+    # ---- sessions -----------------------------------------------------------
+
+    def create_session(self, **fields) -> int:
+        fields["location"] = json.dumps(fields["location"]) if fields.get("location") else None
+        names = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        return self._write(f"INSERT INTO sessions ({names}) VALUES ({marks})", tuple(fields.values()))
+
+    def update_session(self, session_id: int, **fields) -> None:
+        if "location" in fields:
+            fields["location"] = json.dumps(fields["location"]) if fields["location"] else None
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._write(f"UPDATE sessions SET {sets} WHERE id = ?", (*fields.values(), session_id))
+
+    def get_session(self, session_id: int) -> dict | None:
+        return _session(self._one("SELECT * FROM sessions WHERE id = ?", (session_id,)))
+
+    def open_session_for(self, device: str) -> dict | None:
+        return _session(self._one(
+            "SELECT * FROM sessions WHERE device = ? AND state IN ('active', 'overdue') ORDER BY id DESC LIMIT 1",
+            (device,),
+        ))
+
+    def list_sessions(self, active_only: bool = False) -> list[dict]:
+        if active_only:
+            rows = self._all("SELECT * FROM sessions WHERE state IN ('active', 'overdue') ORDER BY due_at")
+        else:
+            rows = self._all("SELECT * FROM sessions ORDER BY id DESC LIMIT 500")
+        return [_session(r) for r in rows]
+
+    # ---- privacy ------------------------------------------------------------
+
+    def purge_personal_data(self, cutoff: float) -> dict:
+        """Delete or blank personal data recorded before cutoff; return the counts.
+
+        Messages (with their locations) and rejects go; incidents and sessions
+        stay as records that something happened, without where or who.
+        """
+        counts = {}
+        counts["messages"] = self.db.execute("DELETE FROM messages WHERE received_at < ?", (cutoff,)).rowcount
+        counts["rejects"] = self.db.execute("DELETE FROM rejects WHERE received_at < ?", (cutoff,)).rowcount
+        counts["incidents"] = self.db.execute(
+            "UPDATE incidents SET location = NULL, note = NULL WHERE state = 'resolved' AND resolved_at < ?"
+            " AND (location IS NOT NULL OR note IS NOT NULL)", (cutoff,),
+        ).rowcount
+        counts["sessions"] = self.db.execute(
+            "UPDATE sessions SET worker = NULL, place = NULL, phone = NULL, location = NULL"
+            " WHERE state = 'ended' AND ended_at < ?"
+            " AND (worker IS NOT NULL OR place IS NOT NULL OR phone IS NOT NULL OR location IS NOT NULL)",
+            (cutoff,),
+        ).rowcount
+        return counts

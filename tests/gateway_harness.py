@@ -1,0 +1,198 @@
+"""Shared pieces of the gateway tests: a config on a real broker, a running
+gateway, and a device that speaks lonewatch/v1 over a real MQTT connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway import protocol
+from gateway.config import load_config
+from gateway.service import Gateway
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(value)
+
+
+def write_config(tmp_path: Path, broker, **sections) -> Path:
+    """A gateway.toml on `broker` with a db in tmp_path; sections as dicts."""
+    tables = {"gateway": {"db": str(tmp_path / "lonewatch.db")}, "mqtt": {"url": broker.url}}
+    for name, values in sections.items():
+        tables.setdefault(name, {}).update(values)
+    text = ""
+    for name, values in tables.items():
+        text += f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return path
+
+
+def make_config(tmp_path: Path, broker, **sections):
+    return load_config(str(write_config(tmp_path, broker, **sections)))
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(config):
+    gateway = Gateway(config)
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+async def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
+    """Poll predicate() until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def next_live(q: asyncio.Queue, match, timeout: float = 5.0) -> dict:
+    """The next live update for which match(update) is true."""
+    async with asyncio.timeout(timeout):
+        while True:
+            update = await q.get()
+            if match(update):
+                return update
+
+
+class Device:
+    """A wearable as the gateway sees it: a real MQTT client on the device's topics."""
+
+    def __init__(self, broker, device: str = "dev-001", site: str = "hq", boot: int = 1, will: bool = True):
+        self.device, self.site, self.boot = device, site, boot
+        self._seq = itertools.count(1)
+        self.uptime_ms = 1_000_000
+        self.commands: queue.Queue = queue.Queue()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{site}-{device}")
+        if will:
+            self.client.will_set(self.topic("status"), protocol.encode(
+                {"v": 1, "device": device, "state": "offline"}), qos=1, retain=True)
+        self.client.on_message = lambda c, u, m: self.commands.put(protocol.parse_message(m.topic, m.payload))
+        self.client.connect(broker.host, broker.port, keepalive=60)
+        self.client.subscribe(self.topic("cmd"), qos=1)
+        self.client.loop_start()
+
+    def topic(self, kind: str) -> str:
+        return protocol.topic(self.site, self.device, kind)
+
+    def next_id(self) -> str:
+        return f"{self.device}:{self.boot}:{next(self._seq)}"
+
+    def publish(self, kind: str, body, qos: int = 1, retain: bool = False) -> None:
+        payload = body if isinstance(body, (bytes, str)) else protocol.encode(body)
+        self.client.publish(self.topic(kind), payload, qos=qos, retain=retain).wait_for_publish(5)
+
+    def alarm(self, alarm_type: str = "panic", alarm_id: str | None = None, waited_ms: int = 40, **extra) -> dict:
+        body = {"v": 1, "device": self.device, "id": alarm_id or self.next_id(), "type": alarm_type,
+                "uptime_ms": self.uptime_ms, "sent_uptime_ms": self.uptime_ms + waited_ms, **extra}
+        self.publish("alarm", body)
+        return body
+
+    def event(self, event_type: str, **extra) -> dict:
+        body = {"v": 1, "device": self.device, "id": self.next_id(), "type": event_type,
+                "uptime_ms": self.uptime_ms, "sent_uptime_ms": self.uptime_ms + 10, **extra}
+        self.publish("event", body)
+        return body
+
+    def heartbeat(self, battery_pct: int = 80, **extra) -> dict:
+        body = {"v": 1, "device": self.device, "uptime_ms": self.uptime_ms, "battery_pct": battery_pct,
+                "fw": "0.1.0", **extra}
+        self.publish("heartbeat", body, qos=0)
+        return body
+
+    def online(self) -> None:
+        self.publish("status", {"v": 1, "device": self.device, "state": "online"}, retain=True)
+
+    def command(self, timeout: float = 5.0) -> protocol.Message:
+        return self.commands.get(timeout=timeout)
+
+    async def wait_command(self, cmd: str, timeout: float = 5.0) -> protocol.Message:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                message = self.commands.get_nowait()
+            except queue.Empty:
+                await asyncio.sleep(0.02)
+                continue
+            if message.body["cmd"] == cmd:
+                return message
+        raise AssertionError(f"{self.device} got no {cmd} command within {timeout} s")
+
+    def vanish(self) -> None:
+        """Drop the TCP connection without DISCONNECT, so the broker sends the Last Will."""
+        self.client.loop_stop()
+        self.client.socket().close()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class GatewayProcess:
+    """The gateway in its own process, so a test can kill it with SIGKILL."""
+
+    def __init__(self, config_path: Path):
+        self.config_path = config_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        code = ("import asyncio, logging, sys\n"
+                "from gateway.config import load_config\n"
+                "from gateway.service import run\n"
+                "logging.basicConfig(level=logging.INFO)\n"
+                "asyncio.run(run(load_config(sys.argv[1])))\n")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(self.config_path)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log: list[str] = []
+        threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
+
+    def _read_log(self, proc) -> None:
+        for line in proc.stderr:
+            self.log.append(line)
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in self.log)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
