@@ -105,6 +105,14 @@ class Config:
     def client_id(self) -> str:
         return self.mqtt.client_id or f"lonewatch-{self.gateway.id}"
 
+    @property
+    def gateway_id(self) -> str:
+        return self.gateway.id
+
+    @property
+    def db(self) -> str:
+        return self.gateway.db
+
 
 SECTIONS = {
     "gateway": GatewaySection,
@@ -125,6 +133,7 @@ OVERRIDES = {
     "client_id": ("mqtt", "client_id"),
     "http_host": ("dashboard", "host"),
     "http_port": ("dashboard", "port"),
+    "operators": ("dashboard", "operators"),
     "ack_timeout_s": ("alarms", "ack_timeout_s"),
 }
 
@@ -242,7 +251,7 @@ def load_config(path: str | None = None, **overrides) -> Config:
     """Read and validate the gateway's TOML config; raise ConfigError if unusable.
 
     `path` None means all defaults. `overrides` win over the file; their names:
-    gateway_id, db, mqtt_url, client_id, http_host, http_port, ack_timeout_s.
+    gateway_id, db, mqtt_url, client_id, http_host, http_port, operators, ack_timeout_s.
     An override of None is ignored, so a CLI can pass its options straight through.
     """
     source = path or "defaults"

@@ -45,6 +45,7 @@ MAX_BATCH = 200
 REJECT_LOG_EVERY_S = 60.0
 RETRY_DELAYS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 STOP = object()
+GATEWAY_TOPICS = f"{protocol.TOPIC_ROOT}/_gw/"
 
 
 class Received:
@@ -264,6 +265,8 @@ class Ingest:
 
     def _record(self, item: Received, effects: Effects) -> None:
         """Store one message and everything it implies, in the caller's transaction."""
+        if item.topic.startswith(GATEWAY_TOPICS):
+            return  # gateways' own status (ours included) matches lonewatch/v1/+/+/status
         try:
             message = protocol.parse_message(item.topic, item.payload)
         except protocol.Invalid as exc:

@@ -37,8 +37,9 @@ def _toml_value(value) -> str:
     raise TypeError(value)
 
 
-def write_config(tmp_path: Path, broker, **sections) -> Path:
-    """A gateway.toml on `broker` with a db in tmp_path; sections as dicts."""
+def write_config(tmp_path: Path, broker, extra_toml: str = "", **sections) -> Path:
+    """A gateway.toml on `broker` with a db in tmp_path; sections as dicts,
+    nested tables (routing) as TOML text in extra_toml."""
     tables = {"gateway": {"db": str(tmp_path / "lonewatch.db")}, "mqtt": {"url": broker.url}}
     for name, values in sections.items():
         tables.setdefault(name, {}).update(values)
@@ -46,12 +47,12 @@ def write_config(tmp_path: Path, broker, **sections) -> Path:
     for name, values in tables.items():
         text += f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
     path = tmp_path / "gateway.toml"
-    path.write_text(text)
+    path.write_text(text + extra_toml)
     return path
 
 
-def make_config(tmp_path: Path, broker, **sections):
-    return load_config(str(write_config(tmp_path, broker, **sections)))
+def make_config(tmp_path: Path, broker, extra_toml: str = "", **sections):
+    return load_config(str(write_config(tmp_path, broker, extra_toml, **sections)))
 
 
 @contextlib.asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 
@@ -115,3 +116,112 @@ async def test_alarm_acked_only_after_commit(tmp_path, mosquitto):
     finally:
         gateway.stop()
         device.close()
+
+
+class HoldingProxy:
+    """A TCP relay between gateway and broker that can stop passing the
+    gateway's packets (its PUBACKs) on, as if it died right after storing."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.hold_upstream = False
+        self._server = None
+        self._writers = []
+        self._relays = set()
+
+    @property
+    def url(self):
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self):
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _relay(self, client_reader, client_writer):
+        self._relays.add(asyncio.current_task())
+        broker_reader, broker_writer = await asyncio.open_connection(self.broker.host, self.broker.port)
+        self._writers += [client_writer, broker_writer]
+
+        async def pipe(reader, writer, upstream):
+            try:
+                while data := await reader.read(65536):
+                    if not (upstream and self.hold_upstream):
+                        writer.write(data)
+                        await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pipe(client_reader, broker_writer, True), pipe(broker_reader, client_writer, False))
+
+    def drop_connections(self):
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers = []
+        self.hold_upstream = False
+
+    async def stop(self):
+        self.drop_connections()
+        self._server.close()
+        for relay in self._relays:
+            relay.cancel()
+        await asyncio.gather(*self._relays, return_exceptions=True)
+
+
+async def test_gateway_killed_between_store_and_ack_gives_one_incident(tmp_path, mosquitto):
+    proxy = HoldingProxy(mosquitto)
+    await proxy.start()
+    config_path = write_config(tmp_path, mosquitto, mqtt={"url": proxy.url}, devices={"registered": ["dev-001"]})
+    db_path = load_config(str(config_path)).gateway.db
+    gateway = GatewayProcess(config_path)
+    gateway.start()
+    device = Device(mosquitto)
+    try:
+        await wait_for(lambda: gateway.logged("connected to"), timeout=10, what="gateway connected")
+        proxy.hold_upstream = True  # from now on no PUBACK reaches the broker
+        body = device.alarm("panic")
+        await wait_for(lambda: Store(db_path).list_incidents(), timeout=10, what="alarm stored")
+        gateway.kill()
+        proxy.drop_connections()
+
+        gateway.start()
+        delivered = await device.wait_command("delivered", timeout=10)  # sent on the redelivered copy
+        assert delivered.body["ref"] == body["id"]
+        assert [i["alarm_id"] for i in Store(db_path).list_incidents()] == [body["id"]]
+        assert len(Store(db_path).list_messages(kind="alarm")) == 1
+    finally:
+        gateway.stop()
+        device.close()
+        await proxy.stop()
+
+
+async def test_bad_message_next_to_alarm_does_not_block_it(tmp_path, mosquitto, caplog):
+    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001", "dev-002"]})
+    async with running_gateway(config) as gateway:
+        device = Device(mosquitto)
+        noisy = Device(mosquitto, device="dev-002")
+        for _ in range(20):
+            noisy.publish("heartbeat", b"{not json")
+        noisy.publish("event", {"v": 2, "device": "dev-002"})
+        noisy.publish("heartbeat", {"v": 1, "device": "dev-001", "uptime_ms": 1, "battery_pct": 50, "fw": "x"})
+        noisy.publish("alarm", b"\xff\xfe garbage")
+        body = device.alarm("panic")
+        await wait_for(lambda: any(i["alarm_id"] == body["id"] for i in gateway.store.list_incidents()),
+                       what="the good alarm")
+        await wait_for(lambda: sum(gateway.ingest.counters.rejected.values()) == 23, what="23 rejects")
+        rejected = gateway.ingest.counters.rejected
+        assert (rejected["bad_json"], rejected["unsupported_version"], rejected["device_mismatch"]) == (21, 1, 1)
+        # The unreadable alarm is on the desk, not swallowed.
+        technical = [i for i in gateway.store.list_incidents() if i["cause"] == "unreadable_alarm"]
+        assert len(technical) == 1 and technical[0]["device"] == "dev-002"
+        assert "unreadable alarm from device dev-002" in technical[0]["summary"]
+        assert technical[0]["priority"] == "critical"
+        # Everything was acknowledged, good and bad, so nothing is stuck at the broker.
+        # (24 device messages + the gateway's own retained status)
+        await wait_for(lambda: gateway.ingest.counters.acked == 25, what="25 acks")
+        logged = [r for r in caplog.records if "rejected message" in r.getMessage()]
+        assert len(logged) == 1  # once per device per minute, not 23 times
+        assert 'lonewatch_messages_rejected_total{reason="bad_json"} 21' in gateway.metrics_text()
+        device.close()
+        noisy.close()
