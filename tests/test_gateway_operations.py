@@ -1,0 +1,44 @@
+"""Operations: health, Prometheus metrics, reconnecting after a broker restart."""
+
+from __future__ import annotations
+
+from gateway_harness import Device, make_config, running_gateway, wait_for
+
+REGISTERED = {"registered": ["dev-001"]}
+
+
+async def test_health_and_metrics_describe_the_gateway(tmp_path, mosquitto):
+    async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED)) as gateway:
+        device = Device(mosquitto)
+        device.heartbeat()
+        device.alarm("panic")
+        device.publish("alarm", b"[]")
+        await wait_for(lambda: len(gateway.store.list_incidents()) == 2, what="two incidents")
+        health = gateway.health()
+        assert health["ok"] and health["broker_connected"] and health["db_writable"]
+        assert health["ingest_backlog"] == 0 and health["open_incidents"] == 2
+        text = gateway.metrics_text()
+        for line in ('lonewatch_messages_received_total{kind="alarm"} 1',
+                     'lonewatch_messages_received_total{kind="heartbeat"} 1',
+                     'lonewatch_messages_rejected_total{reason="bad_json"} 1',
+                     'lonewatch_messages_rejected_total{reason="schema"} 0',
+                     "lonewatch_incidents_open 2",
+                     "lonewatch_devices_online 1",
+                     "lonewatch_broker_connected 1",
+                     'lonewatch_commands_sent_total{cmd="delivered"} 1',
+                     "# TYPE lonewatch_ingest_rate gauge"):
+            assert line in text.splitlines(), line
+        device.close()
+
+
+async def test_gateway_reconnects_after_broker_restart(tmp_path, mosquitto):
+    async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED)) as gateway:
+        mosquitto.restart()
+        await wait_for(lambda: not gateway.health()["broker_connected"], what="noticed the restart")
+        assert gateway.health()["ok"] is False
+        await wait_for(lambda: gateway.health()["broker_connected"], timeout=10, what="reconnected")
+        device = Device(mosquitto)
+        body = device.alarm("panic")
+        await wait_for(lambda: [i for i in gateway.store.list_incidents() if i["alarm_id"] == body["id"]],
+                       what="alarm after the restart")
+        device.close()

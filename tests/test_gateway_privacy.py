@@ -1,0 +1,56 @@
+"""Privacy: location only with alarms and session events; retention purge."""
+
+from __future__ import annotations
+
+import time
+
+from gateway_harness import Device, make_config, running_gateway, wait_for
+
+REGISTERED = {"registered": ["dev-001"]}
+DAY = 86400
+
+
+async def test_location_outside_alarms_and_sessions_is_dropped_and_counted(tmp_path, mosquitto):
+    async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED)) as gateway:
+        device = Device(mosquitto)
+        device.heartbeat(location={"zone": "canteen"})
+        device.event("not_worn", location={"zone": "locker"})
+        device.event("check_in", location={"zone": "lab-3"})
+        await wait_for(lambda: len(gateway.store.list_messages()) == 3, what="three messages")
+        stored = {m["type"] or m["kind"]: m["body"] for m in gateway.store.list_messages()}
+        assert "location" not in stored["heartbeat"] and "location" not in stored["not_worn"]
+        assert stored["check_in"]["location"] == {"zone": "lab-3"}
+        assert gateway.ingest.counters.location_dropped == 2
+        assert "lonewatch_location_dropped_total 2" in gateway.metrics_text()
+        device.close()
+
+
+async def test_retention_purge_leaves_audit(tmp_path, mosquitto):
+    async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED)) as gateway:
+        device = Device(mosquitto)
+        device.heartbeat()
+        body = device.alarm("panic", location={"zone": "lab-3"})
+        incident = (await wait_for(gateway.store.list_incidents, what="incident"))[0]
+        await gateway.resolve(incident["id"], "alice", "genuine", note="Ann slipped in lab 3")
+        session = await gateway.start_session("dev-001", "Ann Smith", "lab 3", "+44 7700 900123", time.time() + 600)
+        await gateway.end_session(session["id"])
+
+        assert gateway.purge_expired(time.time()) == {"messages": 0, "rejects": 0, "incidents": 0, "sessions": 0}
+        counts = gateway.purge_expired(time.time() + 91 * DAY)
+        assert counts == {"messages": 2, "rejects": 0, "incidents": 1, "sessions": 1}
+
+        assert gateway.store.list_messages() == []
+        kept = gateway.store.get_incident(incident["id"])
+        assert kept["alarm_id"] == body["id"] and kept["resolution"] == "genuine"  # the record stays
+        assert kept["location"] is None and kept["note"] is None
+        ended = gateway.store.get_session(session["id"])
+        assert (ended["worker"], ended["place"], ended["phone"]) == (None, None, None)
+        audit = gateway.store.list_audit(action="retention_purge")
+        assert len(audit) == 1 and audit[0]["actor"] == "gateway"
+        assert audit[0]["detail"] == "older than 90 days: 2 messages, 0 rejects, 1 incidents, 1 sessions"
+        # The purged alarm id is still known: a very late resend stays a duplicate.
+        device.alarm("panic", alarm_id=body["id"])
+        await device.wait_command("delivered")
+        await device.wait_command("delivered")
+        assert len(gateway.store.list_incidents()) == 1
+        device.close()
