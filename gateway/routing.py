@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from gateway.channels import DeliveryError, Notification
 from gateway.channels.dead_letters import DeadLetters
 from gateway.channels.mail import EmailChannel, parse_email_channel
 from gateway.channels.webhook import WebhookChannel, parse_webhook_channel
+from gateway.protocol import ALARM_TYPES, NAME_RE
 
 log = logging.getLogger("lonewatch.routing")
 
@@ -150,10 +152,15 @@ def _parse_rules(value, channels: dict) -> tuple[Rule, ...]:
         if "channels" not in table:
             raise ValueError(f"{where} needs channels = [...]")
         events = _selector(where, "events", table.get("events", "*"), EVENTS)
+        sites = _selector(where, "sites", table.get("sites", "*"), None)
+        bad_sites = [site for site in sites if site != "*" and not NAME_RE.match(site)]
+        if sites != "*" and bad_sites:
+            raise ValueError(f"{where} sites: {', '.join(map(repr, bad_sites))} can never match; "
+                             "site names are lower-case letters, digits, '-' and '_' as in the topics")
         rules.append(
             Rule(
-                sites=_selector(where, "sites", table.get("sites", "*"), None),
-                types=_selector(where, "types", table.get("types", "*"), tuple(PRIORITIES)),
+                sites=sites,
+                types=_selector(where, "types", table.get("types", "*"), ALARM_TYPES),
                 priorities=_selector(where, "priorities", table.get("priorities", "*"), PRIORITY_LEVELS),
                 events=EVENTS if events == "*" else events,
                 channels=_channel_list(where, "channels", table["channels"], channels),
@@ -250,7 +257,6 @@ class Router:
         for name in names:
             if self._closed:
                 # Too late to deliver; keep it where an operator will find it.
-                log.error("router closed: %s %s for incident %s goes to dead letters", name, event, incident.get("id"))
                 self._record_dead_letter_now(name, notification, "gateway stopped before delivery", 0)
                 continue
             task = asyncio.get_running_loop().create_task(
@@ -262,7 +268,7 @@ class Router:
 
     async def _deliver(self, channel, notification: Notification) -> None:
         attempts = 0
-        error = "not attempted"
+        error = ""
         try:
             async with self._limits[channel.name]:
                 while attempts < channel.max_attempts:
@@ -275,6 +281,9 @@ class Router:
                         permanent = False
                     except DeliveryError as exc:
                         error, permanent = str(exc), exc.permanent
+                    except Exception as exc:  # a bug must not lose the notification: retry, then dead-letter
+                        log.exception("%s: unexpected error while sending", channel.name)
+                        error, permanent = f"{type(exc).__name__}: {exc}", False
                     else:
                         self.delivered_total[channel.name] += 1
                         log.info(
@@ -294,7 +303,10 @@ class Router:
                         error = f"gateway stopped before retry; last error: {error}"
                         break
         except asyncio.CancelledError:
-            error = f"gateway stopped during delivery; last error: {error}"
+            if attempts == 0:
+                error = "gateway stopped before the first attempt"
+            else:
+                error = f"gateway stopped during delivery attempt {attempts}" + (f"; last error: {error}" if error else "")
             await self._record_dead_letter(channel.name, notification, error, attempts)
             raise
         await self._record_dead_letter(channel.name, notification, error, attempts)
@@ -308,16 +320,26 @@ class Router:
             return False
 
     async def _record_dead_letter(self, name: str, notification: Notification, error: str, attempts: int) -> None:
+        self._count_dead_letter(name, notification, error, attempts)
+        await asyncio.to_thread(self._store_dead_letter, name, notification, error, attempts)
+
+    def _record_dead_letter_now(self, name: str, notification: Notification, error: str, attempts: int) -> None:
+        self._count_dead_letter(name, notification, error, attempts)
+        self._store_dead_letter(name, notification, error, attempts)
+
+    def _count_dead_letter(self, name: str, notification: Notification, error: str, attempts: int) -> None:
         self.dead_letters_total[name] += 1
         log.error(
             "%s: gave up on %s for incident %s after %d attempt(s): %s -> dead_letters",
             name, notification.event, notification.incident.get("id"), attempts, error,
         )
-        await asyncio.to_thread(self._dead_letters.add, name, notification, error, attempts)
 
-    def _record_dead_letter_now(self, name: str, notification: Notification, error: str, attempts: int) -> None:
-        self.dead_letters_total[name] += 1
-        self._dead_letters.add(name, notification, error, attempts)
+    def _store_dead_letter(self, name: str, notification: Notification, error: str, attempts: int) -> None:
+        try:
+            self._dead_letters.add(name, notification, error, attempts)
+        except sqlite3.Error as exc:
+            # Last resort: the log is the only record left, so it gets everything.
+            log.critical("%s: could not store dead letter (%s): %s", name, exc, notification.to_json().decode())
 
     async def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
         """Let attempts in flight finish for up to grace_s, then stop the rest.
@@ -335,4 +357,3 @@ class Router:
             await asyncio.gather(*pending, return_exceptions=True)
         for channel in self.config.channels.values():
             await channel.close()
-        self._dead_letters.close()

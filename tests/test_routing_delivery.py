@@ -228,6 +228,15 @@ async def test_close_cancels_a_hanging_delivery_into_dead_letters(receiver, tmp_
     assert "stopped during delivery" in dead_letters(tmp_path / "gateway.db")[0]["last_error"]
 
 
+async def test_a_dispatch_after_close_goes_straight_to_dead_letters(receiver, tmp_path):
+    router = Router(routing(receiver), str(tmp_path / "gateway.db"))
+    await router.close()
+    router.dispatch(PANIC, "acknowledged")
+    [letter] = dead_letters(tmp_path / "gateway.db")
+    assert (letter["event"], letter["attempts"]) == ("acknowledged", 0)
+    assert receiver.received == []
+
+
 async def test_email_says_what_where_when_and_what_to_do(smtp, tmp_path):
     router = Router(routing(smtp=smtp), str(tmp_path / "gateway.db"))
     router.dispatch(PANIC, "raised")
@@ -258,6 +267,22 @@ async def test_email_for_an_unregistered_man_down_escalation_says_so(smtp, tmp_p
     assert "NOT REGISTERED" in text
     assert "no location reported" in text
     assert "escalation tier 1" in text
+
+
+async def test_email_for_a_resolved_incident_says_who_and_why(smtp, tmp_path):
+    resolved = dict(PANIC, state="resolved", resolved_by="carol", resolved_at=1795300300.0,
+                    resolution="false_alarm", note="pressed by accident")
+    router = Router(routing(smtp=smtp), str(tmp_path / "gateway.db"))
+    router.dispatch(resolved, "resolved", tier=1)
+    await eventually(lambda: smtp.messages)
+    await router.close()
+
+    [msg] = smtp.messages
+    assert msg["Subject"] == "[lonewatch] PANIC dev-001 hq — resolved"
+    assert "X-Priority" not in msg
+    text = msg.get_content()
+    assert "Resolved by carol at 2026-11-21 22:31:40 UTC, reason: false_alarm" in text
+    assert "pressed by accident" in text and "No action needed" in text
 
 
 async def test_email_is_retried_when_the_server_says_try_later(smtp, tmp_path):

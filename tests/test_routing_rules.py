@@ -122,6 +122,7 @@ BAD_CONFIGS = [
      r"#1 types has unknown value\(s\) fire; choose from panic, man_down, overdue, technical"),
     ({"channels": {"h": HOOK}, "rules": [{"sites": "hq", "channels": ["h"]}]}, r"#1 sites must be \"\*\" or a non-empty list"),
     ({"channels": {"h": HOOK}, "rules": [{"types": ["panic"]}]}, r"#1 needs channels"),
+    ({"channels": {"h": HOOK}, "rules": [{"sites": ["HQ"], "channels": ["h"]}]}, r"#1 sites: 'HQ' can never match"),
     ({"channels": {"h": HOOK}, "rules": [{"channels": ["dashboard"]}]}, r"'dashboard' is always on"),
     ({"channels": {"h": HOOK}, "rules": [{"channels": ["h"], "site": ["hq"]}]}, r"#1 has unknown key\(s\) site"),
     ({"channels": {"h": HOOK}, "escalation": {"tiers": [["h"], ["boss"]]}},

@@ -1,15 +1,16 @@
 """The dead-letter table: notifications that could not be delivered.
 
-Lives in the gateway's own SQLite file, written through a separate connection
-(the store writes the same file, hence WAL and a busy timeout). Writes come
-from worker threads so the event loop never waits on the disk.
+Lives in the gateway's own SQLite file beside the store, which writes the same
+file through its own connection (hence WAL and a busy timeout). Dead letters
+are rare, so each write opens its own short connection: that is safe from any
+thread, and still works after the router has been closed.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
+from contextlib import closing
 
 import sqlite_utils
 
@@ -33,11 +34,11 @@ BUSY_TIMEOUT_S = 10.0
 
 class DeadLetters:
     def __init__(self, db_path: str):
-        conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-        self._db = sqlite_utils.Database(conn)
-        self._db.enable_wal()
-        self._db[TABLE].create(COLUMNS, pk="id", if_not_exists=True)
-        self._lock = threading.Lock()
+        self.db_path = db_path
+        with closing(sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S)) as conn:
+            db = sqlite_utils.Database(conn)
+            db.enable_wal()
+            db[TABLE].create(COLUMNS, pk="id", if_not_exists=True)
 
     def add(self, channel: str, notification: Notification, error: str, attempts: int) -> None:
         row = {
@@ -51,10 +52,6 @@ class DeadLetters:
             "last_error": error,
             "attempts": attempts,
         }
-        with self._lock:
-            with self._db.conn:
-                self._db[TABLE].insert(row)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.conn.close()
+        with closing(sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S)) as conn:
+            with conn:
+                sqlite_utils.Database(conn)[TABLE].insert(row)

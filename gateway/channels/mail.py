@@ -34,8 +34,8 @@ ACTION = {
     "or unconscious. Call them now; if they do not answer, send help at once.",
     "overdue": "The worker did not check in before their lone-work session was due. Call them; "
     "if they do not answer, send someone to check on them.",
-    "technical": "The device reports a fault, so the worker may not be protected. Contact them "
-    "and fix or replace the device.",
+    "technical": "The device has a fault or has lost contact, so the worker may not be protected. "
+    "Contact the worker by phone, then fix or replace the device.",
 }
 
 
@@ -79,6 +79,7 @@ def body(n: Notification) -> str:
         f"What:     {str(kind).replace('_', ' ')} alarm"
         + (f", cause {inc['cause']}" if inc.get("cause") else "")
         + f" (priority {inc.get('priority')})",
+        *([f"Summary:  {inc['summary']}"] if inc.get("summary") else []),
         f"Device:   {inc.get('device')} ({registered})",
         f"Where:    {_where(inc)}",
         f"When:     raised {_utc(inc.get('raised_at'))}; this notice sent {_utc(n.gateway_time)}",
@@ -98,8 +99,11 @@ def body(n: Notification) -> str:
         who = inc.get("acknowledged_by") or "an operator"
         lines.append(f"Acknowledged by {who} at {_utc(inc.get('acknowledged_at'))}. No action needed from you.")
     else:
-        reason = inc.get("resolution") or inc.get("reason") or "not given"
-        lines.append(f"Resolved at {_utc(inc.get('resolved_at'))}, reason: {reason}. No action needed.")
+        who = inc.get("resolved_by") or "an operator"
+        reason = inc.get("resolution") or "not given"
+        lines.append(f"Resolved by {who} at {_utc(inc.get('resolved_at'))}, reason: {reason}. No action needed.")
+        if inc.get("note"):
+            lines.append(f"Note: {inc['note']}")
     return "\n".join(lines) + "\n"
 
 
