@@ -82,7 +82,7 @@ class Escalation:
 
 @dataclass(frozen=True)
 class RoutingConfig:
-    channels: dict = field(default_factory=dict)  # name -> WebhookChannel | EmailChannel
+    channels: dict[str, WebhookChannel | EmailChannel] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     escalation: Escalation = Escalation()
 
