@@ -114,6 +114,7 @@ class Ingest:
         self._loop = loop
         self._generation = 0
         self._ack_lock = threading.Lock()
+        self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
         self._last_reject_log: dict[str, float] = {}
@@ -174,6 +175,7 @@ class Ingest:
     def _stop_writer(self) -> None:
         if self._writer.is_alive():
             self.inbox.put(STOP)
+            self._stopping.set()
             self._writer.join(5.0)
 
     # ---- paho callbacks (network thread) -----------------------------------
@@ -232,10 +234,12 @@ class Ingest:
                     break
                 batch.append(item)
             effects = self._commit(batch)
+            if effects is None:
+                break  # stopping while the database refuses: unacked, so the broker keeps them
             self._ack(batch)
             self._loop.call_soon_threadsafe(self._on_committed, effects)
 
-    def _commit(self, batch: list[Received]) -> Effects:
+    def _commit(self, batch: list[Received]) -> Effects | None:
         attempt = 0
         while True:
             effects = Effects()
@@ -254,7 +258,8 @@ class Ingest:
                 log.error("cannot commit %d message(s) (%s); retrying in %.2f s, not acknowledging",
                           len(batch), exc, delay)
                 attempt += 1
-                time.sleep(delay)
+                if self._stopping.wait(delay):
+                    return None
 
     def _ack(self, batch: list[Received]) -> None:
         with self._ack_lock:
@@ -290,6 +295,9 @@ class Ingest:
         device = parts[3][:32] if len(parts) == 5 else None
         self.store.add_reject(item.received_at, item.topic, device, reason, detail, len(item.payload))
         key = device or item.topic[:64]
+        if len(self._last_reject_log) > 10_000:  # bound it against floods of made-up device names
+            self._last_reject_log = {k: t for k, t in self._last_reject_log.items()
+                                     if item.received_at - t < REJECT_LOG_EVERY_S}
         if item.received_at - self._last_reject_log.get(key, float("-inf")) >= REJECT_LOG_EVERY_S:
             self._last_reject_log[key] = item.received_at
             log.warning("rejected message on %s (%s): %s [logged once a minute per device]",

@@ -153,7 +153,8 @@ def _session(row: dict | None) -> dict | None:
 class Store:
     def __init__(self, path: str):
         self.path = path
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
+        # A short busy timeout: the ingest writer has its own retry with backoff.
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=1.0)
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         self.db.enable_wal()

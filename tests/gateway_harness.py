@@ -98,10 +98,17 @@ class Device:
         if will:
             self.client.will_set(self.topic("status"), protocol.encode(
                 {"v": 1, "device": device, "state": "offline"}), qos=1, retain=True)
-        self.client.on_message = lambda c, u, m: self.commands.put(protocol.parse_message(m.topic, m.payload))
+        self.stray: list[str] = []  # amqtt 0.12 also delivers retained messages of other topics
+        self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port, keepalive=60)
         self.client.subscribe(self.topic("cmd"), qos=1)
         self.client.loop_start()
+
+    def _on_message(self, client, userdata, message):
+        if message.topic != self.topic("cmd"):
+            self.stray.append(message.topic)
+            return
+        self.commands.put(protocol.parse_message(message.topic, message.payload))
 
     def topic(self, kind: str) -> str:
         return protocol.topic(self.site, self.device, kind)

@@ -12,11 +12,11 @@ from gateway.config import load_config
 from gateway.store import Store
 
 
-async def test_alarm_becomes_incident_and_device_hears_delivered(tmp_path, mosquitto):
-    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001"]})
+async def test_alarm_becomes_incident_and_device_hears_delivered(tmp_path, any_broker):
+    config = make_config(tmp_path, any_broker, devices={"registered": ["dev-001"]})
     async with running_gateway(config) as gateway:
         live = gateway.subscribe_live()
-        device = Device(mosquitto)
+        device = Device(any_broker)
         body = device.alarm("man_down", cause="fall", location={"zone": "lab-3"}, battery_pct=70)
         update = await next_live(live, lambda u: u["type"] == "incident")
         incident = update["incident"]
