@@ -3,8 +3,8 @@
 # CPython. The algorithm, its parameters and its blind spots are explained in
 # docs/mandown.md; keep the two in step.
 #
-# Per sample only integer sums are updated (no allocation); everything else
-# runs once per 0.5 s block.
+# Per sample only a few integer sums are updated (no allocation); everything
+# else runs once per 0.5 s block.
 import math
 
 NONE = 0
@@ -19,20 +19,23 @@ NAMES = ("none", "fall", "no_motion", "tilt", "cleared", "not_worn", "worn")
 RATE_HZ = 50
 BLOCK = 25  # samples per analysis block (0.5 s)
 BLOCKS_PER_S = RATE_HZ // BLOCK
+HISTORY = 10  # blocks of posture kept to find where a fall started (5 s)
 
 DEFAULTS = {
-    # Fall: an impact, then the wearer lying still within fall_window_s.
-    "impact_g": 2.0,          # peak |a| that counts as an impact
-    "fall_window_s": 8,       # impact -> lying still must happen within this
-    "fall_still_s": 1.5,      # how long the wearer must be still after the impact
-    "lying_deg": 55,          # trunk angle from the learned upright that means lying
-    "posture_change_deg": 50,  # or: angle change from the pre-impact posture
-    "still_mg": 80,           # rms motion below this is "still"
+    # Fall: an impact, then the wearer still and down within fall_window_s.
+    "impact_g": 2.0,                # peak |a| that counts as an impact
+    "fall_window_s": 8,             # impact -> still and down must happen within this
+    "fall_still_s": 1.5,            # how long the wearer must be still after the impact
+    "lying_deg": 45,                # trunk angle from the learned upright that means lying
+    "posture_change_deg": 60,       # how far the trunk must have turned in the fall
+    "hard_impact_g": 4.0,           # after an impact this hard, turning
+    "hard_posture_change_deg": 50,  # this far is enough, even if not lying
+    "still_mg": 80,                 # rms motion below this is "still"
     # Long rules for a wearer who goes down without an impact.
     "no_motion_s": 60,
     "tilt_deg": 60,
     "tilt_s": 30,
-    # Device put down: stillness finer than any living body produces.
+    # Device put down: stillness finer than a living body produces.
     "not_worn_mg": 6,
     "not_worn_s": 20,
     # Walking teaches the detector which way is up for this mounting.
@@ -49,7 +52,8 @@ ALERT = 1      # an event was reported; waiting for the wearer to recover
 PUT_DOWN = 2   # device lying on a surface, not on a body
 
 
-def _validate(config):
+def validate(config):
+    """DEFAULTS overridden by config (the device config's "mandown" object)."""
     params = dict(DEFAULTS)
     if config is None:
         return params
@@ -63,13 +67,18 @@ def _validate(config):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError("mandown config: %s must be a positive number, not %r" % (key, value))
         params[key] = value
-    for key in ("lying_deg", "posture_change_deg", "tilt_deg"):
+    for key in ("lying_deg", "posture_change_deg", "hard_posture_change_deg", "tilt_deg"):
         if params[key] >= 180:
-            raise ValueError("mandown config: %s must be below 180 degrees, not %r" % (key, params[key]))
+            raise ValueError("mandown config: %s must be below 180 degrees, not %r"
+                             % (key, params[key]))
+    if params["hard_impact_g"] < params["impact_g"]:
+        raise ValueError("mandown config: hard_impact_g must not be below impact_g")
     if params["walk_min_mg"] >= params["walk_max_mg"]:
         raise ValueError("mandown config: walk_min_mg must be below walk_max_mg")
     if params["not_worn_mg"] >= params["still_mg"]:
         raise ValueError("mandown config: not_worn_mg must be below still_mg")
+    if params["fall_still_s"] >= params["fall_window_s"]:
+        raise ValueError("mandown config: fall_still_s must be below fall_window_s")
     return params
 
 
@@ -77,26 +86,27 @@ def _blocks(seconds):
     return max(1, int(seconds * BLOCKS_PER_S + 0.5))
 
 
-def _angle_exceeds(ax, ay, az, bx, by, bz, cos_limit):
-    # True when the angle between vectors a and b is larger than the limit.
+def _cosine(ax, ay, az, bx, by, bz):
     norms = (ax * ax + ay * ay + az * az) * (bx * bx + by * by + bz * bz)
     if norms == 0:
-        return False
-    return (ax * bx + ay * by + az * bz) < cos_limit * math.sqrt(norms)
+        return 1.0
+    return (ax * bx + ay * by + az * bz) / math.sqrt(norms)
 
 
 class Detector:
     def __init__(self, config=None):
-        p = _validate(config)
+        p = validate(config)
         self.params = p
         g = 1000
         self._impact2 = int(p["impact_g"] * g) ** 2
+        self._hard2 = int(p["hard_impact_g"] * g) ** 2
         self._still2 = p["still_mg"] ** 2
         self._not_worn2 = p["not_worn_mg"] ** 2
         self._walk_min2 = p["walk_min_mg"] ** 2
         self._walk_max2 = p["walk_max_mg"] ** 2
         self._cos_lying = math.cos(math.radians(p["lying_deg"]))
         self._cos_change = math.cos(math.radians(p["posture_change_deg"]))
+        self._cos_hard_change = math.cos(math.radians(p["hard_posture_change_deg"]))
         self._cos_tilt = math.cos(math.radians(p["tilt_deg"]))
         self._fall_window = _blocks(p["fall_window_s"])
         self._fall_still = _blocks(p["fall_still_s"])
@@ -105,28 +115,27 @@ class Detector:
         self._not_worn = _blocks(p["not_worn_s"])
         self._walk = _blocks(p["walk_s"])
         self._clear = _blocks(p["clear_s"])
-        # Upright direction learned from walking; (0, 0, 0) until then.
+        # Gravity with the wearer upright, learned from walking; 0s until then.
         self.up_x = self.up_y = self.up_z = 0
         self._walk_run = 0
-        # Per-sample accumulators for the current block.
+        # Per-sample accumulators of the current block.
         self._n = 0
         self._sx = self._sy = self._sz = 0
         self._ss = 0
         self._peak2 = 0
-        # Mean of the previous block: the reference motion is measured against.
+        # Mean of the previous block: motion is measured against it.
         self._mx = self._my = self._mz = 0
+        # Ring of the last HISTORY block means (x, y, z interleaved).
+        self._history = [0] * (3 * HISTORY)
+        self._history_at = 0
         self._primed = False
         self.reset()
 
     def reset(self):
         """Re-arm after an alarm was raised or cancelled. Keeps the learned upright."""
         self.state = ARMED
-        # Block means 1 and 2 s ago, the posture before a possible fall.
-        self._h1x = self._h1y = self._h1z = 0
-        self._h2x = self._h2y = self._h2z = 0
-        self._h3x = self._h3y = self._h3z = 0
-        self._h4x = self._h4y = self._h4z = 0
         self._since_impact = -1
+        self._hard_impact = False
         self._ref_x = self._ref_y = self._ref_z = 0
         self._still_run = 0
         self._dead_run = 0
@@ -168,7 +177,7 @@ class Detector:
         my = self._sy // BLOCK
         mz = self._sz // BLOCK
         # Mean squared deviation from the previous block's mean: vibration
-        # within the block plus any posture change since the last one.
+        # within the block plus any change of posture since the last one.
         motion2 = self._ss // BLOCK
         peak2 = self._peak2
         self._n = 0
@@ -177,11 +186,10 @@ class Detector:
         self._peak2 = 0
         self._mx, self._my, self._mz = mx, my, mz
         if not self._primed:
+            # The first block has no predecessor to measure motion against.
             self._primed = True
-            self._shift_history(mx, my, mz)
-            self._shift_history(mx, my, mz)
-            self._shift_history(mx, my, mz)
-            self._shift_history(mx, my, mz)
+            for _ in range(HISTORY):
+                self._remember(mx, my, mz)
             return NONE
         self._learn_upright(mx, my, mz, motion2)
         if self.state == PUT_DOWN:
@@ -190,14 +198,30 @@ class Detector:
             event = self._while_alert(mx, my, mz, motion2)
         else:
             event = self._while_armed(mx, my, mz, motion2, peak2)
-        self._shift_history(mx, my, mz)
+        self._remember(mx, my, mz)
         return event
 
-    def _shift_history(self, mx, my, mz):
-        self._h4x, self._h4y, self._h4z = self._h3x, self._h3y, self._h3z
-        self._h3x, self._h3y, self._h3z = self._h2x, self._h2y, self._h2z
-        self._h2x, self._h2y, self._h2z = self._h1x, self._h1y, self._h1z
-        self._h1x, self._h1y, self._h1z = mx, my, mz
+    def _remember(self, mx, my, mz):
+        h = self._history
+        i = self._history_at
+        h[i] = mx
+        h[i + 1] = my
+        h[i + 2] = mz
+        self._history_at = (i + 3) % len(h)
+
+    def _posture_before(self):
+        # Where a fall started: the most upright posture of the last few
+        # seconds (a fainting wearer slumps for a while before falling), or
+        # with no upright known yet, the oldest one.
+        h = self._history
+        at = self._history_at
+        if self.upright_known:
+            best = -2.0
+            for i in range(0, len(h), 3):
+                c = _cosine(h[i], h[i + 1], h[i + 2], self.up_x, self.up_y, self.up_z)
+                if c > best:
+                    best, at = c, i
+        return h[at], h[at + 1], h[at + 2]
 
     def _learn_upright(self, mx, my, mz, motion2):
         # Walking shakes the device in a band no sitting or lying person
@@ -218,8 +242,8 @@ class Detector:
             self.up_z += (mz - self.up_z) >> 3
 
     def _tilted(self, mx, my, mz, cos_limit):
-        return self.upright_known and _angle_exceeds(
-            mx, my, mz, self.up_x, self.up_y, self.up_z, cos_limit)
+        return self.upright_known and _cosine(
+            mx, my, mz, self.up_x, self.up_y, self.up_z) < cos_limit
 
     def _while_armed(self, mx, my, mz, motion2, peak2):
         still = motion2 < self._still2
@@ -235,8 +259,10 @@ class Detector:
 
         if peak2 >= self._impact2:
             if self._since_impact < 0:
-                # Posture 1.5-2 s before the impact: before the fall began.
-                self._ref_x, self._ref_y, self._ref_z = self._h4x, self._h4y, self._h4z
+                self._ref_x, self._ref_y, self._ref_z = self._posture_before()
+                self._hard_impact = False
+            if peak2 >= self._hard2:
+                self._hard_impact = True
             self._since_impact = 0
             self._still_run = 0
         elif self._since_impact >= 0:
@@ -244,8 +270,8 @@ class Detector:
             if self._since_impact > self._fall_window:
                 self._since_impact = -1
             elif self._still_run >= self._fall_still and motion2 >= self._not_worn2:
-                if self._tilted(mx, my, mz, self._cos_lying) or _angle_exceeds(
-                        mx, my, mz, self._ref_x, self._ref_y, self._ref_z, self._cos_change):
+                # Still, but not the dead stillness of a dropped device.
+                if self._fell_over(mx, my, mz):
                     return self._alert(FALL)
 
         if self._still_run >= self._no_motion:
@@ -257,6 +283,18 @@ class Detector:
         else:
             self._tilt_run = 0
         return NONE
+
+    def _fell_over(self, mx, my, mz):
+        rx, ry, rz = self._ref_x, self._ref_y, self._ref_z
+        if self._tilted(rx, ry, rz, self._cos_lying):
+            return False  # already lying before the impact: rolling over in bed
+        turn = _cosine(mx, my, mz, rx, ry, rz)
+        if self._hard_impact and turn < self._cos_hard_change:
+            return True   # thrown down hard, maybe ending up sitting on the floor
+        # Turned through the fall (slumping back in a deep chair turns less)
+        # and lying now.
+        return turn < self._cos_change and (
+            not self.upright_known or self._tilted(mx, my, mz, self._cos_lying))
 
     def _alert(self, event):
         self.state = ALERT

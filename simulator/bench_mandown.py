@@ -12,6 +12,7 @@ Counting rules (docs/mandown.md says the same):
 - Cross-validation: leave one subject out. For each subject, the parameter grid
   point that scores best on all the other subjects is the one tested on it.
 """
+import itertools
 import json
 import os
 import statistics
@@ -32,15 +33,26 @@ import mandown  # noqa: E402  (firmware modules import each other top-level)
 ALARMS = (mandown.FALL, mandown.NO_MOTION, mandown.TILT)
 WALKING = ("D01", "D02")
 
-# Points the cross-validation chooses among: the three thresholds that trade
+# Points the cross-validation chooses among: the four thresholds that trade
 # sensitivity against specificity. Index 0 is the shipped default.
-GRID = [{}]
-for _impact in (1.6, 2.0, 2.4):
-    for _still in (60, 80, 120):
-        for _lying in (45, 55, 65):
-            _point = {"impact_g": _impact, "still_mg": _still, "lying_deg": _lying}
-            if any(mandown.DEFAULTS[k] != v for k, v in _point.items()):
-                GRID.append(_point)
+GRID_AXES = {
+    "impact_g": (1.8, 2.0, 2.2),
+    "posture_change_deg": (50, 60, 70),
+    "lying_deg": (35, 45, 55),
+    "hard_impact_g": (3.0, 4.0, 6.0),
+}
+
+
+def _grid():
+    points = [{}]
+    for values in itertools.product(*GRID_AXES.values()):
+        point = dict(zip(GRID_AXES, values))
+        if any(mandown.DEFAULTS[k] != v for k, v in point.items()):
+            points.append(point)
+    return points
+
+
+GRID = _grid()
 
 
 def add_arguments(parser):
