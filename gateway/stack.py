@@ -1,0 +1,70 @@
+"""Runs the parts of a base station together in one event loop: optionally an
+embedded broker, the gateway, the desk's web server, optionally a simulated
+fleet. Starts them in dependency order and stops them in reverse, each within
+a bounded time, on SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+# Four parts stop in turn and the whole stop must fit in 5 s.
+PART_STOP_TIMEOUT_S = 1.2
+
+
+async def _stop_within(name: str, stop) -> None:
+    try:
+        await asyncio.wait_for(stop(), PART_STOP_TIMEOUT_S)
+    except Exception as exc:  # a part that will not stop must not keep the rest running
+        log.error("stopping %s: %s", name, exc or type(exc).__name__)
+
+
+async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: asyncio.Event | None = None) -> None:
+    from dashboard.app import make_app
+    from gateway.service import Gateway
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with AsyncExitStack() as parts:
+        if embedded_broker is not None:
+            await embedded_broker.start()
+            parts.push_async_callback(_stop_within, "broker", embedded_broker.stop)
+
+        gateway = Gateway(config)
+        await gateway.start()
+        parts.push_async_callback(_stop_within, "gateway", gateway.stop)
+
+        app = make_app(gateway, config.dashboard.operators)
+        runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
+        await runner.setup()
+        parts.push_async_callback(_stop_within, "dashboard", runner.cleanup)
+        site = web.TCPSite(runner, config.dashboard.host, config.dashboard.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot serve the dashboard on {config.dashboard.host}:{config.dashboard.port} ({exc.strerror}); "
+                "choose another port with --http-port"
+            ) from exc
+
+        if fleet is not None:
+            await fleet.start()
+            parts.push_async_callback(_stop_within, "simulated devices", fleet.stop)
+
+        if banner:
+            banner()
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)

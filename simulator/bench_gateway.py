@@ -1,0 +1,263 @@
+"""`lonewatch bench gateway`: how fast the gateway stores a burst, compared
+with a bare MQTT subscriber on the same broker in the same run, and how long an
+alarm takes from publish to the desk's live feed while 1,000 devices heartbeat.
+
+Everything runs on this machine: a mosquitto broker (or the embedded amqtt
+one), the gateway as its own process (`lonewatch gateway`), and the load
+generators of simulator.loadgen as further processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+import paho.mqtt.client as mqtt
+
+from dashboard.auth import hash_password
+from gateway import protocol
+
+PYTHON = sys.executable
+LONEWATCH = str(Path(sys.executable).parent / "lonewatch")
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--count", type=int, default=10000, help="messages in the burst (default 10000)")
+    parser.add_argument("--probes", type=int, default=200, help="alarms timed to the live feed (default 200)")
+    parser.add_argument("--probe-rate", type=float, default=20.0, help="probe alarms per second (default 20)")
+    parser.add_argument("--background-devices", type=int, default=1000,
+                        help="devices heartbeating every 30 s during the run (default 1000)")
+    parser.add_argument("--broker", choices=("mosquitto", "amqtt"), default="mosquitto",
+                        help="broker to measure through (default mosquitto)")
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 15.0) -> None:
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def _start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    if kind == "mosquitto":
+        if not os.path.exists(MOSQUITTO):
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto), or use --broker amqtt")
+        conf = tmp / "mosquitto.conf"
+        # As deploy/mosquitto.conf: never drop a queued QoS 1 message for a slow subscriber.
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        "max_queued_messages 0\nmax_inflight_messages 100\nlog_dest none\n")
+        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        code = ("import asyncio; from gateway.broker import EmbeddedBroker\n"
+                "async def main():\n    b = EmbeddedBroker(%d); await b.start(); await asyncio.Event().wait()\n"
+                "asyncio.run(main())" % port)
+        proc = subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port)
+    return proc, port
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _burst(port: int, count: int, run: str) -> subprocess.Popen:
+    return subprocess.Popen([PYTHON, "-m", "simulator.loadgen", "burst", "--port", str(port),
+                             "--count", str(count), "--run", run])
+
+
+def measure_bare(port: int, count: int) -> float:
+    """Messages per second a bare paho subscriber receives from the burst."""
+    times: list[float] = []
+    done = threading.Event()
+
+    def on_message(client, userdata, message):
+        times.append(time.perf_counter())
+        if len(times) == count:
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare")
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(protocol.topic("bench", "+", "alarm"), qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    publisher = _burst(port, count, "1")
+    finished = done.wait(300)
+    publisher.wait(60)
+    client.loop_stop()
+    client.disconnect()
+    if not finished:
+        raise RuntimeError(f"bare subscriber received {len(times)} of {count} messages")
+    return (count - 1) / (times[-1] - times[0])
+
+
+def _stored_alarms(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM messages WHERE kind = 'alarm'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def measure_gateway(port: int, db: Path, count: int, already: int) -> float:
+    """Messages per second the gateway stores (and deduplicates) from the same burst."""
+    publisher = _burst(port, count, "2")
+    first = last = None
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        stored = _stored_alarms(db) - already
+        now = time.perf_counter()
+        if stored > 0 and first is None:
+            first = (now, stored)
+        if stored >= count:
+            last = now
+            break
+        time.sleep(0.02)
+    publisher.wait(60)
+    if last is None:
+        raise RuntimeError(f"the gateway stored {stored} of {count} messages in 10 minutes")
+    return (count - first[1]) / (last - first[0])
+
+
+async def measure_latency(mqtt_port: int, http_port: int, password: str, probes: int, rate: float) -> list[float]:
+    """Publish -> incident on the desk's WebSocket feed, in milliseconds."""
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-probe")
+    client.connect("127.0.0.1", mqtt_port)
+    client.loop_start()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        base = f"http://127.0.0.1:{http_port}"
+        async with session.post(f"{base}/login", data={"name": "bench", "password": password},
+                                allow_redirects=False) as r:
+            if r.status != 302 or r.headers.get("Location") != "/":
+                raise RuntimeError("could not log in to the dashboard")
+        async with session.ws_connect(f"{base}/ws") as ws:
+            await ws.receive_json()  # snapshot
+            all_seen = asyncio.Event()
+
+            async def read():
+                async for msg in ws:
+                    item = json.loads(msg.data)
+                    if item.get("type") != "incident":
+                        continue
+                    alarm_id = item["incident"].get("alarm_id")
+                    if alarm_id in sent:
+                        latencies.append((time.perf_counter() - sent.pop(alarm_id)) * 1000)
+                        if len(latencies) == probes:
+                            all_seen.set()
+
+            reader = asyncio.create_task(read())
+            for n in range(probes):
+                device = f"probe-{n:04d}"
+                body = {"v": 1, "device": device, "id": f"{device}:1:1", "type": "panic",
+                        "uptime_ms": 5, "sent_uptime_ms": 5}
+                sent[body["id"]] = time.perf_counter()
+                client.publish(protocol.topic("bench", device, "alarm"), protocol.encode(body), qos=1)
+                await asyncio.sleep(1 / rate)
+            try:
+                await asyncio.wait_for(all_seen.wait(), 30)
+            except asyncio.TimeoutError:
+                raise RuntimeError(f"only {len(latencies)} of {probes} probe alarms reached the live feed")
+            finally:
+                reader.cancel()
+    client.loop_stop()
+    client.disconnect()
+    return latencies
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="lonewatch-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        broker, mqtt_port = _start_broker(args.broker, tmp)
+        procs = [broker]
+        try:
+            print(f"broker: {args.broker} on 127.0.0.1:{mqtt_port}", flush=True)
+            bare_rate = measure_bare(mqtt_port, args.count)
+            print(f"bare subscriber: {bare_rate:,.0f} msg/s", flush=True)
+
+            http_port = _free_port()
+            password = "bench-password"
+            db = tmp / "bench.db"
+            config = tmp / "gateway.toml"
+            config.write_text(
+                f'[gateway]\nid = "gw-bench"\ndb = "{db}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n'
+                f'[dashboard]\nport = {http_port}\n[dashboard.operators]\nbench = "{hash_password(password)}"\n'
+            )
+            gateway = subprocess.Popen([LONEWATCH, "gateway", "--config", str(config)],
+                                       stdout=subprocess.DEVNULL, stderr=open(tmp / "gateway.log", "w"))
+            procs.append(gateway)
+            _wait_port(http_port, 30)
+
+            background = subprocess.Popen(
+                [PYTHON, "-m", "simulator.loadgen", "heartbeats", "--port", str(mqtt_port),
+                 "--devices", str(args.background_devices), "--seconds", "3600"],
+                stdout=subprocess.PIPE, text=True)
+            procs.append(background)
+            background.stdout.readline()  # {"connected": N}
+            print(f"background: {args.background_devices} devices connected, heartbeating every 30 s", flush=True)
+
+            gateway_rate = measure_gateway(mqtt_port, db, args.count, _stored_alarms(db))
+            print(f"gateway: {gateway_rate:,.0f} msg/s stored", flush=True)
+            latencies = asyncio.run(measure_latency(mqtt_port, http_port, password, args.probes, args.probe_rate))
+        finally:
+            for proc in reversed(procs):
+                _stop(proc)
+
+    result = {
+        "broker": args.broker,
+        "count": args.count,
+        "background_devices": args.background_devices,
+        "bare_rate": round(bare_rate, 1),
+        "gateway_rate": round(gateway_rate, 1),
+        "ratio": round(gateway_rate / bare_rate, 3),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(_percentile(latencies, 99), 2),
+        "probes": len(latencies),
+    }
+    print()
+    print(f"{'measure':<34} {'value':>12}")
+    print(f"{'bare subscriber rate (msg/s)':<34} {result['bare_rate']:>12,.0f}")
+    print(f"{'gateway store rate (msg/s)':<34} {result['gateway_rate']:>12,.0f}")
+    print(f"{'ratio (target >= 0.5)':<34} {result['ratio']:>12.3f}")
+    print(f"{'publish -> live feed p50 (ms)':<34} {result['p50_ms']:>12.2f}")
+    print(f"{'publish -> live feed p99 (ms)':<34} {result['p99_ms']:>12.2f}  (target <= 50)")
+    print(json.dumps(result))
+    return 0
