@@ -20,6 +20,9 @@ RATE_HZ = 50
 BLOCK = 25  # samples per analysis block (0.5 s)
 BLOCKS_PER_S = RATE_HZ // BLOCK
 HISTORY = 10  # blocks of posture kept to find where a fall started (5 s)
+# While walking, the posture over walk_s stays within this (about 17 degrees;
+# gait moves the 0.5 s means ~90 mg, a slow slide to the floor far more).
+WALK_STEADY_MG = 300
 
 DEFAULTS = {
     # Fall: an impact, then the wearer still and down within fall_window_s.
@@ -77,6 +80,11 @@ def validate(config):
         raise ValueError("mandown config: walk_min_mg must be below walk_max_mg")
     if params["not_worn_mg"] >= params["still_mg"]:
         raise ValueError("mandown config: not_worn_mg must be below still_mg")
+    if params["walk_s"] * BLOCKS_PER_S >= HISTORY:
+        raise ValueError("mandown config: walk_s must be below %d s" % (HISTORY // BLOCKS_PER_S))
+    if params["not_worn_s"] >= min(params["tilt_s"], params["no_motion_s"]):
+        raise ValueError("mandown config: not_worn_s must be below tilt_s and no_motion_s,"
+                         " or a device put down raises a man-down first")
     if params["fall_still_s"] >= params["fall_window_s"]:
         raise ValueError("mandown config: fall_still_s must be below fall_window_s")
     return params
@@ -234,6 +242,11 @@ class Detector:
             return
         if self._walk_run < self._walk:
             return
+        h = self._history
+        i = (self._history_at - 3 * self._walk) % len(h)
+        dx, dy, dz = mx - h[i], my - h[i + 1], mz - h[i + 2]
+        if dx * dx + dy * dy + dz * dz > WALK_STEADY_MG * WALK_STEADY_MG:
+            return  # shaking while the posture changes: not walking upright
         if not self.upright_known:
             self.up_x, self.up_y, self.up_z = mx, my, mz
         else:

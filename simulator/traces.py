@@ -1,0 +1,280 @@
+"""Seeded synthetic accelerometer traces for the man-down detector, 50 Hz, milli-g.
+
+Each scenario returns a list of (x, y, z) integer tuples as the device would
+read them. `seed` makes a trace reproducible; `orientation` is how the device
+is mounted on the body, (yaw, pitch, roll) in degrees, so tests can check that
+nothing depends on which axis points up. In the body frame (orientation
+(0, 0, 0)) y points down the trunk, as in SisFall: upright reads (0, -1000, 0).
+
+Every scenario starts with a minute of walking, the way a shift starts, so the
+detector has learned the wearer's upright before anything happens. What the
+detector should make of each trace is in EXPECTED and docs/mandown.md.
+"""
+import csv
+import gzip
+import math
+import random
+
+RATE_HZ = 50
+G = 1000.0
+
+# What the detector must report for each scenario (tests hold it to this).
+EXPECTED = {
+    "fall_then_motionless": "fall within seconds of the impact",
+    "fall_then_recovers": "fall, then cleared once the wearer is up and walking",
+    "desk_sitting": "nothing for the whole hour",
+    "slow_slide": "tilt, then (if not reset) nothing else; never fall",
+    "device_dropped": "not_worn, never a man-down event",
+    "jump": "nothing",
+    "stumble": "nothing",
+}
+
+
+def rotation(orientation):
+    """3x3 rotation matrix (rows) for (yaw, pitch, roll) in degrees, applied z-y-x."""
+    yaw, pitch, roll = (math.radians(a) for a in orientation)
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    cr, sr = math.cos(roll), math.sin(roll)
+    return (
+        (cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr),
+        (sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr),
+        (-sp, cp * sr, cp * cr),
+    )
+
+
+def rotate(samples, orientation):
+    """The same motion seen by a device mounted at another orientation."""
+    m = rotation(orientation)
+    out = []
+    for x, y, z in samples:
+        out.append((int(round(m[0][0] * x + m[0][1] * y + m[0][2] * z)),
+                    int(round(m[1][0] * x + m[1][1] * y + m[1][2] * z)),
+                    int(round(m[2][0] * x + m[2][1] * y + m[2][2] * z))))
+    return out
+
+
+def write_csv(path, samples):
+    """Write samples in the dataset's format (gzip when the name ends in .gz)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wt", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(("ax_mg", "ay_mg", "az_mg"))
+        w.writerows(samples)
+
+
+class _Body:
+    """A wearer's trunk: posture (pitch forward, roll right, degrees) plus motion."""
+
+    def __init__(self, seed, orientation, noise_mg=1.5):
+        self.rng = random.Random(seed)
+        self.mount = rotation(orientation)
+        self.noise = noise_mg
+        self.pitch = 0.0
+        self.roll = 0.0
+        self.samples = []
+
+    def _emit(self, ax, ay, az, pitch=None, roll=None, noise=None):
+        """One sample: gravity for the posture plus body-frame acceleration (milli-g)."""
+        p = math.radians(self.pitch if pitch is None else pitch)
+        r = math.radians(self.roll if roll is None else roll)
+        # Upright reads (0, -1 g, 0); pitching forward turns it towards -z,
+        # rolling right towards +x.
+        gx = G * math.cos(p) * math.sin(r)
+        gy = -G * math.cos(p) * math.cos(r)
+        gz = -G * math.sin(p)
+        bx, by, bz = gx + ax, gy + ay, gz + az
+        m = self.mount
+        n = self.noise if noise is None else noise
+        gauss = self.rng.gauss
+        self.samples.append((
+            int(round(m[0][0] * bx + m[0][1] * by + m[0][2] * bz + gauss(0, n))),
+            int(round(m[1][0] * bx + m[1][1] * by + m[1][2] * bz + gauss(0, n))),
+            int(round(m[2][0] * bx + m[2][1] * by + m[2][2] * bz + gauss(0, n))),
+        ))
+
+    def walk(self, seconds, intensity=1.0):
+        rng = self.rng
+        step_hz = rng.uniform(1.7, 2.0)
+        lean = rng.uniform(2, 8)  # people lean forward a little when walking
+        phase = rng.uniform(0, 2 * math.pi)
+        for i in range(int(seconds * RATE_HZ)):
+            t = i / RATE_HZ
+            w = 2 * math.pi * step_hz * t + phase
+            vertical = intensity * (250 * math.sin(w) + 90 * math.sin(2 * w + 0.7))
+            forward = intensity * 120 * math.sin(w + 1.2)
+            lateral = intensity * 80 * math.sin(w / 2)
+            self._emit(lateral + rng.gauss(0, 25), -vertical + rng.gauss(0, 25),
+                       -forward + rng.gauss(0, 25), pitch=lean + 2 * math.sin(w), roll=self.roll)
+        self.pitch = 0.0
+
+    def turn_to(self, pitch, roll, seconds, jolt_mg=0.0):
+        """Change posture smoothly (cosine ramp), with an optional push at the start."""
+        n = max(1, int(seconds * RATE_HZ))
+        p0, r0 = self.pitch, self.roll
+        for i in range(n):
+            f = 0.5 - 0.5 * math.cos(math.pi * (i + 1) / n)
+            push = jolt_mg * math.sin(math.pi * i / n) if jolt_mg else 0.0
+            self._emit(self.rng.gauss(0, 10), push + self.rng.gauss(0, 10), self.rng.gauss(0, 10),
+                       pitch=p0 + (pitch - p0) * f, roll=r0 + (roll - r0) * f)
+        self.pitch, self.roll = pitch, roll
+
+    def rest(self, seconds, breath_deg=0.6, fidget_every_s=None, fidget_deg=6.0):
+        """Still in the current posture: breathing rocks the trunk slightly;
+        optional fidgets (shifting in the chair) at random intervals."""
+        rng = self.rng
+        breath_hz = rng.uniform(0.2, 0.3)
+        phase = rng.uniform(0, 2 * math.pi)
+        base_pitch, base_roll = self.pitch, self.roll
+        next_fidget = rng.uniform(3, fidget_every_s) if fidget_every_s else None
+        i = 0
+        total = int(seconds * RATE_HZ)
+        while i < total:
+            t = i / RATE_HZ
+            if next_fidget is not None and t >= next_fidget:
+                # Shift in the chair: lean a little and settle back.
+                self.pitch, self.roll = base_pitch, base_roll
+                shift = rng.choice((1, -1)) * rng.uniform(fidget_deg / 3, fidget_deg)
+                self.turn_to(base_pitch + shift, base_roll + rng.uniform(-2, 2), 0.6, jolt_mg=250)
+                self.turn_to(base_pitch, base_roll, 0.8)
+                i += int(0.6 * RATE_HZ) + int(0.8 * RATE_HZ)
+                next_fidget = t + 1.4 + rng.uniform(5, fidget_every_s)
+                continue
+            b = breath_deg * math.sin(2 * math.pi * breath_hz * t + phase)
+            self._emit(0.0, 0.0, 0.0, pitch=base_pitch + b, roll=base_roll)
+            i += 1
+        self.pitch, self.roll = base_pitch, base_roll
+
+    def impact(self, peak_mg, samples=3):
+        """A short hit, mostly along the trunk, with a bounce after it."""
+        rng = self.rng
+        direction = [rng.uniform(-0.5, 0.5), rng.uniform(0.6, 1.0), rng.uniform(-0.5, 0.5)]
+        norm = math.sqrt(sum(d * d for d in direction))
+        for k in range(samples):
+            s = peak_mg * (1.0 - abs(k - samples // 2) / samples)
+            self._emit(*(s * d / norm for d in direction))
+        for k in range(int(0.4 * RATE_HZ)):
+            decay = 400 * math.exp(-k / 5.0) * math.sin(k * 1.3)
+            self._emit(rng.gauss(0, 30), decay, rng.gauss(0, 30))
+
+    def free_fall(self, seconds, to_pitch, to_roll, residual_g=0.25):
+        """Falling: support lost (|a| well below 1 g) while the trunk turns."""
+        n = int(seconds * RATE_HZ)
+        p0, r0 = self.pitch, self.roll
+        for i in range(n):
+            f = (i + 1) / n
+            p = p0 + (to_pitch - p0) * f
+            r = r0 + (to_roll - r0) * f
+            # Support gone: the device reads only what still holds it back.
+            lift = residual_g
+            rad_p, rad_r = math.radians(p), math.radians(r)
+            gx = G * math.cos(rad_p) * math.sin(rad_r)
+            gy = -G * math.cos(rad_p) * math.cos(rad_r)
+            gz = -G * math.sin(rad_p)
+            self._emit(gx * (lift - 1), gy * (lift - 1), gz * (lift - 1), pitch=p, roll=r)
+        self.pitch, self.roll = to_pitch, to_roll
+
+
+def fall_then_motionless(seed=0, orientation=(0, 0, 0), after_s=180):
+    """Walking, a fall with an impact, then lying motionless (breathing only)."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.turn_to(rng.uniform(10, 25), rng.uniform(-10, 10), 0.3, jolt_mg=300)  # trip
+    b.free_fall(rng.uniform(0.4, 0.6), rng.choice((1, -1)) * rng.uniform(75, 100),
+                rng.uniform(-30, 30))
+    b.impact(rng.uniform(3000, 6000))
+    b.rest(after_s, breath_deg=0.8)
+    return b.samples
+
+
+def fall_then_recovers(seed=0, orientation=(0, 0, 0), down_s=15, after_s=30):
+    """Walking, a fall, a few seconds on the floor, then getting up and walking on."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.free_fall(rng.uniform(0.4, 0.6), rng.choice((1, -1)) * rng.uniform(75, 100),
+                rng.uniform(-30, 30))
+    b.impact(rng.uniform(3000, 6000))
+    b.rest(down_s, breath_deg=1.0)
+    b.turn_to(30, 0, 1.5, jolt_mg=400)  # onto the knees
+    b.turn_to(0, 0, 1.5, jolt_mg=400)   # and up
+    b.walk(after_s)
+    return b.samples
+
+
+def desk_sitting(seed=0, orientation=(0, 0, 0), hours=1.0):
+    """Walking to a desk, sitting down, then an hour of sitting with small movements."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.turn_to(-rng.uniform(10, 25), rng.uniform(-5, 5), 1.2, jolt_mg=250)  # sit, lean back
+    b.rest(hours * 3600, breath_deg=0.6, fidget_every_s=40, fidget_deg=9)
+    return b.samples
+
+
+def slow_slide(seed=0, orientation=(0, 0, 0), after_s=120):
+    """Walking, then sliding slowly down a wall to the floor: no impact at all."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.rest(3)
+    b.turn_to(rng.uniform(20, 35), rng.uniform(-10, 10), 6)       # knees give way
+    b.turn_to(rng.uniform(80, 95), rng.uniform(-25, 25), 6)       # slumps over
+    b.rest(after_s, breath_deg=0.6)
+    return b.samples
+
+
+def device_dropped(seed=0, orientation=(0, 0, 0), after_s=600):
+    """Walking, then the device slips off, falls to the floor and is put on a table."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.free_fall(rng.uniform(0.35, 0.45), rng.uniform(-180, 180), rng.uniform(-90, 90),
+                residual_g=0.02)
+    b.impact(rng.uniform(6000, 12000), samples=2)
+    # Picked up and put down on a table: a face of the case lies flat.
+    b.turn_to(rng.choice((90, -90)), 0, 2.0, jolt_mg=200)
+    b.rest(after_s, breath_deg=0.0)
+    return b.samples
+
+
+def jump(seed=0, orientation=(0, 0, 0), after_s=20):
+    """Walking, a jump to reach something high, landing hard, standing, walking on."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.rest(2)
+    b.turn_to(rng.uniform(15, 25), 0, 0.4)                           # crouch
+    b.turn_to(0, 0, 0.2, jolt_mg=-900)                                # push off
+    b.free_fall(rng.uniform(0.25, 0.35), 0, 0, residual_g=0.05)      # in the air
+    b.impact(rng.uniform(3000, 5000))
+    b.turn_to(rng.uniform(10, 20), 0, 0.3)                            # knees bend
+    b.turn_to(0, 0, 0.5)
+    b.rest(5)
+    b.walk(after_s)
+    return b.samples
+
+
+def stumble(seed=0, orientation=(0, 0, 0), after_s=30):
+    """Walking, a trip that is caught with a couple of quick steps, walking on."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.impact(rng.uniform(2200, 3200))                                 # toe catches
+    b.turn_to(rng.uniform(25, 40), rng.uniform(-10, 10), 0.4, jolt_mg=400)
+    b.walk(1.0, intensity=1.8)                                        # quick recovery steps
+    b.turn_to(0, 0, 0.5)
+    b.walk(after_s)
+    return b.samples
+
+
+SCENARIOS = {
+    "fall_then_motionless": fall_then_motionless,
+    "fall_then_recovers": fall_then_recovers,
+    "desk_sitting": desk_sitting,
+    "slow_slide": slow_slide,
+    "device_dropped": device_dropped,
+    "jump": jump,
+    "stumble": stumble,
+}
