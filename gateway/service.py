@@ -76,6 +76,9 @@ class Gateway:
             await self.router.close()
             raise
         self.started_at = time.time()
+        # Stored and acked, but the gateway stopped before telling the device.
+        self._apply(Effects(commands=[(i["site"], i["device"], "delivered", {"ref": i["alarm_id"]})
+                                      for i in self.store.undelivered_incidents()]))
         self._tasks = [
             asyncio.create_task(self._tick_forever(), name="lonewatch timers"),
             asyncio.create_task(self._purge_forever(), name="lonewatch retention"),

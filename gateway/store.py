@@ -313,6 +313,12 @@ class Store:
             "SELECT * FROM incidents WHERE state = 'raised' AND alerted_at <= ? ORDER BY id", (cutoff,)
         )]
 
+    def undelivered_incidents(self) -> list[dict]:
+        """Open incidents from a device alarm whose device was never told it arrived."""
+        return [_incident(r) for r in self._all(
+            "SELECT * FROM incidents WHERE state != 'resolved' AND alarm_id IS NOT NULL AND delivered_at IS NULL"
+        )]
+
     def incident_for_alarm(self, alarm_id: str) -> int | None:
         row = self._one("SELECT incident_id FROM incident_alarms WHERE alarm_id = ?", (alarm_id,))
         return row["incident_id"] if row else None

@@ -225,3 +225,19 @@ async def test_bad_message_next_to_alarm_does_not_block_it(tmp_path, mosquitto, 
         assert 'lonewatch_messages_rejected_total{reason="bad_json"} 21' in gateway.metrics_text()
         device.close()
         noisy.close()
+
+
+async def test_delivered_is_sent_after_restart_if_the_gateway_died_before_sending_it(tmp_path, mosquitto):
+    from gateway.incidents import Effects, raise_alarm
+
+    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001"]})
+    store = Store(config.db)
+    with store.transaction():  # committed (and acked) by a gateway that died right after
+        raise_alarm(store, Effects(), site="hq", device="dev-001", alarm_type="panic", cause=None,
+                    now=time.time(), alarm_id="dev-001:1:1")
+    store.close()
+    device = Device(mosquitto)
+    async with running_gateway(config) as gateway:
+        assert (await device.wait_command("delivered")).body["ref"] == "dev-001:1:1"
+        await wait_for(lambda: gateway.store.get_incident(1)["delivered_at"], what="delivered_at")
+    device.close()
