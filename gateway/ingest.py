@@ -21,7 +21,6 @@ messages received on an earlier connection are dropped, never sent.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import queue
 import sqlite3
@@ -315,10 +314,7 @@ class Ingest:
         self.counters.received[kind] += 1
         if message.dropped:
             self.counters.location_dropped += 1
-        device_fields = {}
-        for key in ("battery_pct", "fw", "rssi"):
-            if key in body and kind in ("heartbeat", "status", "alarm", "event"):
-                device_fields[key] = body[key]
+        device_fields = {key: body[key] for key in ("battery_pct", "fw", "rssi") if key in body}
         before = self.store.touch_device(device, site, now, **device_fields)
         registered = before["registered"]
         device_time, event_time, skew = _times(kind, body, now)

@@ -9,7 +9,6 @@ live in gateway.ingest; neither ever waits for the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -92,8 +91,11 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         if self.ingest is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(asyncio.to_thread(self.ingest.stop), STOP_TIMEOUT_S)
+            except (TimeoutError, OSError) as exc:
+                # Anything received but not committed is unacknowledged: the broker keeps it.
+                log.warning("MQTT side did not stop cleanly (%r); leaving it to the broker", exc)
         if self.router is not None:
             await self.router.close(grace_s=0.5)
         self.store.close()

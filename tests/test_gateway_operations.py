@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from gateway_harness import Device, make_config, running_gateway, wait_for
 
 REGISTERED = {"registered": ["dev-001"]}
@@ -43,3 +45,16 @@ async def test_gateway_reconnects_after_broker_restart(tmp_path, mosquitto):
         await wait_for(lambda: [i for i in gateway.store.list_incidents() if i["alarm_id"] == body["id"]],
                        what="alarm after the restart")
         device.close()
+
+
+async def test_gateway_announces_itself_online_and_offline_retained(tmp_path, mosquitto):
+    from gateway import protocol
+
+    seen = []
+    watcher = Device(mosquitto, device="watcher", will=False)
+    watcher.client.on_message = lambda c, u, m: seen.append(json.loads(m.payload)["state"])
+    watcher.client.subscribe(protocol.gateway_status_topic("gw-1"), qos=1)
+    async with running_gateway(make_config(tmp_path, mosquitto)):
+        await wait_for(lambda: seen == ["online"], what="online")
+    await wait_for(lambda: seen == ["online", "offline"], what="offline after stop")
+    watcher.close()
