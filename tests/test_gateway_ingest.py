@@ -241,3 +241,16 @@ async def test_delivered_is_sent_after_restart_if_the_gateway_died_before_sendin
         assert (await device.wait_command("delivered")).body["ref"] == "dev-001:1:1"
         await wait_for(lambda: gateway.store.get_incident(1)["delivered_at"], what="delivered_at")
     device.close()
+
+
+async def test_alarm_sent_while_gateway_is_down_arrives_when_it_returns(tmp_path, mosquitto):
+    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001"]})
+    async with running_gateway(config):
+        pass  # the broker now holds a persistent session for the gateway's client id
+    device = Device(mosquitto)
+    body = device.alarm("panic")
+    async with running_gateway(config) as gateway:
+        incidents = await wait_for(gateway.store.list_incidents, what="the queued alarm")
+        assert incidents[0]["alarm_id"] == body["id"]
+        assert (await device.wait_command("delivered")).body["ref"] == body["id"]
+    device.close()
