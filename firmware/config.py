@@ -5,41 +5,42 @@ import os
 
 PATH = "config.json"
 
-# name: (default, check). A default of None means "required".
-_INT = "int"
-_BOOL = "bool"
-_STR = "str"
-_DICT = "dict"
+# name: (default, kind[, min, max]). A default of None means "required".
+# docs/firmware.md explains every setting.
+_INT = 0
+_BOOL = 1
+_STR = 2
+_DICT = 3
 
 SPEC = {
-    "device": (None, _STR, "device name, a-z 0-9 _ - (e.g. dev-001)"),
-    "site": (None, _STR, "site name, a-z 0-9 _ -"),
-    "wifi_ssid": (None, _STR, "Wi-Fi network name"),
-    "wifi_password": ("", _STR, "Wi-Fi password"),
-    "mqtt_host": (None, _STR, "broker host name or IP"),
-    "mqtt_port": (1883, _INT, "broker TCP port", 1, 65535),
-    "mqtt_user": ("", _STR, "broker user name, empty for none"),
-    "mqtt_password": ("", _STR, "broker password"),
-    "keepalive_s": (30, _INT, "MQTT keepalive", 5, 600),
-    "connect_timeout_s": (10, _INT, "give up one connect attempt after", 1, 120),
-    "backoff_max_s": (30, _INT, "longest wait between reconnect attempts", 1, 600),
-    "puback_timeout_s": (10, _INT, "reconnect if a PUBACK takes longer", 1, 120),
-    "sensor": ("lis3dh", ("lis3dh", "mpu6050"), "accelerometer chip"),
-    "prealarm_s": (20, _INT, "pre-alarm countdown before a man-down alarm", 1, 600),
-    "hold_ms": (2000, _INT, "hold the button this long for panic", 500, 10000),
-    "panic_presses": (3, _INT, "this many presses within press_window_ms raise panic", 3, 10),
-    "press_window_ms": (2000, _INT, "window for multi-press gestures", 500, 5000),
-    "silent": (False, _BOOL, "no buzzer, vibration and LED only"),
-    "heartbeat_s": (30, _INT, "heartbeat period", 5, 3600),
-    "outbox_max": (32, _INT, "outbox bound (alarms may exceed it, never dropped)", 4, 500),
-    "battery_divider": (2000, _INT, "ADC divider ratio x1000", 1000, 10000),
-    "battery_empty_mv": (3300, _INT, "0 % battery", 2500, 4500),
-    "battery_full_mv": (4150, _INT, "100 % battery", 2500, 4500),
-    "low_battery_pct": (15, _INT, "warn the wearer below this", 0, 100),
-    "ntp_host": ("pool.ntp.org", _STR, "NTP server, empty to disable"),
-    "wdt_ms": (10000, _INT, "watchdog timeout", 2000, 60000),
-    "location": ({}, _DICT, "where the device works, e.g. {\"zone\": \"lab-3\"}"),
-    "mandown": ({}, _DICT, "man-down detector settings (see mandown.DEFAULTS)"),
+    "device": (None, _STR),
+    "site": (None, _STR),
+    "wifi_ssid": (None, _STR),
+    "wifi_password": ("", _STR),
+    "mqtt_host": (None, _STR),
+    "mqtt_port": (1883, _INT, 1, 65535),
+    "mqtt_user": ("", _STR),
+    "mqtt_password": ("", _STR),
+    "keepalive_s": (30, _INT, 5, 600),
+    "connect_timeout_s": (10, _INT, 1, 120),
+    "backoff_max_s": (30, _INT, 1, 600),
+    "puback_timeout_s": (10, _INT, 1, 120),
+    "sensor": ("lis3dh", ("lis3dh", "mpu6050")),
+    "prealarm_s": (20, _INT, 1, 600),
+    "hold_ms": (2000, _INT, 500, 10000),
+    "panic_presses": (3, _INT, 3, 10),
+    "press_window_ms": (2000, _INT, 500, 5000),
+    "silent": (False, _BOOL),
+    "heartbeat_s": (30, _INT, 5, 3600),
+    "outbox_max": (32, _INT, 4, 500),
+    "battery_divider": (2000, _INT, 1000, 10000),
+    "battery_empty_mv": (3300, _INT, 2500, 4500),
+    "battery_full_mv": (4150, _INT, 2500, 4500),
+    "low_battery_pct": (15, _INT, 0, 100),
+    "ntp_host": ("pool.ntp.org", _STR),
+    "wdt_ms": (10000, _INT, 2000, 60000),
+    "location": ({}, _DICT),
+    "mandown": ({}, _DICT),
 }
 # What a `config` command may change over the air; the rest needs a re-flash.
 REMOTE = ("prealarm_s", "silent", "heartbeat_s", "low_battery_pct", "mandown", "location")
@@ -66,8 +67,8 @@ def _check(name, value, spec):
     elif kind == _INT:
         if isinstance(value, bool) or not isinstance(value, int):
             return "must be an integer"
-        if len(spec) > 3 and not spec[3] <= value <= spec[4]:
-            return "must be between %d and %d" % (spec[3], spec[4])
+        if len(spec) > 2 and not spec[2] <= value <= spec[3]:
+            return "must be between %d and %d" % (spec[2], spec[3])
     elif kind == _BOOL:
         if not isinstance(value, bool):
             return "must be true or false"
@@ -94,7 +95,7 @@ def validate(raw):
     for name, spec in SPEC.items():
         if name not in raw:
             if spec[0] is None:
-                problems.append("%r is required (%s)" % (name, spec[2]))
+                problems.append("%r is required" % name)
             else:
                 cfg[name] = spec[0]
             continue

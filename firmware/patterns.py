@@ -1,7 +1,7 @@
-# Feedback patterns the wearer feels, hears and sees. Pure data: each pattern
-# is a tuple of steps (buzzer_hz, vibration, led, duration_ms); 0 Hz is
-# silence. One-shot patterns play once; REPEATING ones loop while their state
-# lasts (pre-alarm, no connection, bad config).
+# Feedback patterns the wearer feels, hears and sees. Each pattern is a run
+# of 3-byte steps (tone, outputs, duration in 10 ms), kept as bytes because
+# tuples of tuples cost kilobytes of the ESP32's heap. One-shot patterns play
+# once; REPEATING ones loop while their state lasts.
 ALARM_QUEUED = "alarm_queued"
 DELIVERED = "delivered"
 HELP_COMING = "help_coming"
@@ -15,36 +15,41 @@ LOW_BATTERY = "low_battery"
 PING = "ping"
 BAD_CONFIG = "bad_config"
 
-_BEEP = 2700  # piezo resonance; loudest for the least current
-_LOW = 1800
+# tones
+_ = 0     # silent
+LO = 1    # 1800 Hz
+HI = 2    # 2700 Hz, the piezo's resonance: loudest for the least current
+TONE_HZ = (0, 1800, 2700)
+# outputs
+LED = 1
+VIB = 2
+BOTH = 3
 
 PATTERNS = {
     # long buzz + vibration: "your alarm is raised and saved"
-    ALARM_QUEUED: ((_BEEP, 1, 1, 800), (0, 0, 0, 200)),
+    ALARM_QUEUED: bytes((HI, BOTH, 80, _, 0, 20)),
     # two short pulses: "the desk has it"
-    DELIVERED: ((0, 1, 1, 150), (0, 0, 0, 150), (0, 1, 1, 150), (0, 0, 0, 100)),
-    # three long pulses with rising tone: "help is coming"
-    HELP_COMING: ((_LOW, 1, 1, 400), (0, 0, 1, 200), (_BEEP, 1, 1, 400), (0, 0, 1, 200),
-                  (_BEEP, 1, 1, 600), (0, 0, 0, 100)),
-    RESOLVED: ((0, 1, 0, 300), (0, 0, 0, 100)),
-    # urgent: beep + vibration every second until pressed or timed out
-    PRE_ALARM: ((_BEEP, 1, 1, 300), (0, 0, 0, 200), (_BEEP, 1, 1, 300), (0, 0, 0, 200)),
-    CANCELLED: ((_LOW, 0, 1, 100), (0, 0, 0, 100)),
-    CHECK_IN: ((0, 1, 1, 100), (0, 0, 0, 100)),
-    SESSION_DUE: ((0, 1, 0, 500), (0, 0, 0, 300), (0, 1, 0, 500), (0, 0, 0, 100)),
+    DELIVERED: bytes((_, BOTH, 15, _, 0, 15, _, BOTH, 15, _, 0, 10)),
+    # three long pulses, rising tone: "help is coming"
+    HELP_COMING: bytes((LO, BOTH, 40, _, LED, 20, HI, BOTH, 40, _, LED, 20, HI, BOTH, 60, _, 0, 10)),
+    RESOLVED: bytes((_, VIB, 30, _, 0, 10)),
+    # urgent: beep + vibration twice a second until pressed or timed out
+    PRE_ALARM: bytes((HI, BOTH, 30, _, 0, 20)),
+    CANCELLED: bytes((LO, LED, 10, _, 0, 10)),
+    CHECK_IN: bytes((_, BOTH, 10, _, 0, 10)),
+    SESSION_DUE: bytes((_, VIB, 50, _, 0, 30, _, VIB, 50, _, 0, 10)),
     # gentle and rare: a short LED blink every 3 s, no sound
-    NO_CONNECTION: ((0, 0, 1, 50), (0, 0, 0, 2950)),
-    LOW_BATTERY: ((_LOW, 0, 1, 80), (0, 0, 0, 120), (_LOW, 0, 1, 80), (0, 0, 0, 100)),
-    PING: ((0, 0, 1, 100), (0, 0, 0, 100)),
-    # fast LED blink and short chirp: the device will not run until fixed
-    BAD_CONFIG: ((_BEEP, 0, 1, 100), (0, 0, 0, 100), (0, 0, 1, 100), (0, 0, 0, 700)),
+    NO_CONNECTION: bytes((_, LED, 5, _, 0, 250, _, 0, 45)),
+    LOW_BATTERY: bytes((LO, LED, 8, _, 0, 12, LO, LED, 8, _, 0, 10)),
+    PING: bytes((_, LED, 10, _, 0, 10)),
+    # fast LED blink and a chirp: the device will not run until fixed
+    BAD_CONFIG: bytes((HI, LED, 10, _, 0, 10, _, LED, 10, _, 0, 70)),
 }
 REPEATING = (PRE_ALARM, NO_CONNECTION, BAD_CONFIG)
 
 
 def steps(name, silent=False):
-    """The steps of a pattern; silent mode keeps vibration and LED only."""
-    pattern = PATTERNS[name]
-    if not silent:
-        return pattern
-    return tuple((0, vib, led, ms) for _, vib, led, ms in pattern)
+    """Yield (buzzer_hz, vibration, led, ms); silent mode drops the buzzer."""
+    p = PATTERNS[name]
+    for i in range(0, len(p), 3):
+        yield (0 if silent else TONE_HZ[p[i]]), p[i + 1] >> 1, p[i + 1] & 1, p[i + 2] * 10

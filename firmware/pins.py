@@ -1,16 +1,10 @@
 # The one pin map of the wearable (ESP32 WROOM-32 board). hardware/pinmap.md
-# is checked against this table by tests/test_firmware_pinmap.py.
-# name: (gpio, direction, note)
-PINS = {
-    "button": (27, "in", "panic button to GND, active low, internal pull-up"),
-    "buzzer": (25, "pwm", "piezo buzzer through NPN transistor"),
-    "vibration": (26, "out", "vibration motor through MOSFET, high = on"),
-    "led": (2, "out", "status LED, high = on"),
-    "i2c_sda": (21, "i2c", "accelerometer SDA (LIS3DH or MPU-6050)"),
-    "i2c_scl": (22, "i2c", "accelerometer SCL"),
-    "battery": (35, "adc", "battery through 100k/100k divider (input-only pin, ADC1)"),
-}
-
-
-def gpio(name):
-    return PINS[name][0]
+# documents the wiring and tests/test_firmware_pinmap.py checks it against
+# these numbers.
+BUTTON = 27     # panic button to GND; active low, internal pull-up
+BUZZER = 25     # piezo buzzer via NPN transistor; PWM
+VIBRATION = 26  # vibration motor via logic-level MOSFET; high = on
+LED = 2         # status LED; high = on
+I2C_SDA = 21    # accelerometer SDA (LIS3DH or MPU-6050)
+I2C_SCL = 22    # accelerometer SCL
+BATTERY = 35    # battery via 100k/100k divider; ADC1, input-only pin

@@ -1,0 +1,376 @@
+# The wearable: wires config, board, detector, gestures, alarm states,
+# outbox, link and feedback into a few long-running asyncio tasks.
+#
+# The button (100 Hz) and sensor (50 Hz) tasks only compute and write to the
+# outbox on flash; the link task does all the waiting on the network. A task
+# that dies resets the board (a half-alive wearable is worse than a reboot),
+# and the supervisor feeds the watchdog only while every task shows progress.
+import asyncio
+import gc
+import json
+import os
+import sys
+import time
+
+import machine
+import network
+
+import alarmstate
+import feedback
+import gestures
+import link
+import mandown
+import outbox
+import patterns
+import protocol
+import sensor
+import sntp
+import version
+import pins
+
+BOOT_PATH = "boot.txt"
+OUTBOX_PATH = "outbox.log"
+BUTTON_MS = 10
+SENSOR_MS = 20
+SUPERVISOR_MS = 500
+# A technical alarm after this many failed sensor reads in a row (1 s).
+SENSOR_FAILURES = 50
+NTP_EVERY_MS = 3600 * 1000
+HEAP_REPORT_MS = 5000
+LOW_BATTERY_EVERY_MS = 10 * 60 * 1000
+
+
+def next_boot():
+    """Increment the persisted boot counter (atomic rename: a power cut
+    leaves the old or the new value, never a torn one)."""
+    boot = 0
+    try:
+        with open(BOOT_PATH) as f:
+            boot = int(f.read())
+    except (OSError, ValueError):
+        pass
+    boot += 1
+    with open(BOOT_PATH + ".tmp", "w") as f:
+        f.write(str(boot))
+    os.rename(BOOT_PATH + ".tmp", BOOT_PATH)
+    return boot
+
+
+class Board:
+    """The ESP32's peripherals, from the one pin map."""
+
+    def __init__(self, cfg):
+        Pin = machine.Pin
+        self.button = Pin(pins.BUTTON, Pin.IN, Pin.PULL_UP)
+        self.buzzer = machine.PWM(Pin(pins.BUZZER, Pin.OUT), freq=2700, duty_u16=0)
+        self.vibration = Pin(pins.VIBRATION, Pin.OUT, value=0)
+        self.led = Pin(pins.LED, Pin.OUT, value=0)
+        self.adc = machine.ADC(Pin(pins.BATTERY), atten=machine.ADC.ATTN_11DB)
+        self.i2c = machine.I2C(0, scl=Pin(pins.I2C_SCL), sda=Pin(pins.I2C_SDA), freq=400000)
+        self.wlan = network.WLAN(network.STA_IF)
+        self.wlan.active(True)
+
+    def pressed(self):
+        return self.button.value() == 0  # active low
+
+
+class App:
+    def __init__(self, cfg, boot):
+        self.cfg = cfg
+        self.boot = boot
+        self.seq = 0
+        self.board = Board(cfg)
+        self.player = feedback.Player(self.board.buzzer, self.board.vibration,
+                                      self.board.led, cfg["silent"])
+        self.box = outbox.Outbox(OUTBOX_PATH, cfg["outbox_max"])
+        self.states = alarmstate.AlarmStates(cfg["prealarm_s"], self.new_id)
+        self.gestures = gestures.Gestures(cfg["hold_ms"], cfg["panic_presses"], cfg["press_window_ms"])
+        self.detector = mandown.Detector(cfg["mandown"])
+        self.link = link.Link(cfg, self.board.wlan, self.box, self.on_command, self.on_online)
+        self.sensor = None
+        self.progress = {}  # task name -> ticks_ms of its last loop
+        self.heap_peak = 0
+        self.battery_pct = None
+        self.last_ntp = None
+        self.worn = True
+        print("lonewatch %s: device %s boot %d, %d record(s) in the outbox"
+              % (version.FW, cfg["device"], boot, len(self.box)))
+
+    # ---- actions --------------------------------------------------------
+
+    def new_id(self):
+        self.seq += 1
+        return protocol.record_id(self.cfg["device"], self.boot, self.seq)
+
+    def _wall(self):
+        return sntp.unix_time()
+
+    def carry_out(self, actions):
+        cfg = self.cfg
+        for action in actions:
+            if action[0] == "alarm":
+                _, rid, atype, cause = action
+                body = protocol.alarm(cfg["device"], rid, atype, time.ticks_ms(), cause=cause,
+                                      wall_time=self._wall(), battery_pct=self.battery_pct,
+                                      location=cfg["location"])
+                self.queue("alarm", body)
+            elif action[0] == "event":
+                _, rid, etype, cause, countdown = action
+                self.queue("event", protocol.event(
+                    cfg["device"], rid, etype, time.ticks_ms(), cause=cause, countdown_s=countdown,
+                    wall_time=self._wall(), battery_pct=self.battery_pct, location=cfg["location"]))
+            elif action[0] == "feedback":
+                self.player.play(action[1])
+
+    def queue(self, kind, body):
+        # Flash first, then the network: the outbox write is the commitment.
+        self.box.add(kind, json.dumps(body))
+        if kind != "heartbeat":
+            print("queued %s %s %s" % (kind, body.get("id"), body.get("type")))
+        self.link.wake.set()
+
+    def raise_technical(self, cause):
+        rid = self.new_id()
+        self.carry_out([("alarm", rid, "technical", cause), ("feedback", patterns.ALARM_QUEUED)])
+
+    # ---- inputs ---------------------------------------------------------
+
+    def on_gesture(self, g):
+        if g == gestures.PRESS:
+            self.carry_out(self.states.press())
+        elif g == gestures.PANIC:
+            self.carry_out(self.states.panic())
+        elif g == gestures.DOUBLE and self.states.state == alarmstate.IDLE:
+            self.carry_out([("event", self.new_id(), "check_in", None, None),
+                            ("feedback", patterns.CHECK_IN)])
+
+    def on_detector(self, code, now):
+        name = mandown.NAMES[code]
+        if code in (mandown.FALL, mandown.NO_MOTION, mandown.TILT):
+            self.carry_out(self.states.man_down(name, now))
+        elif code in (mandown.NOT_WORN, mandown.WORN):
+            self.worn = code == mandown.WORN
+            self.carry_out([("event", self.new_id(), name, None, None)])
+        # CLEARED (moving again) does not cancel a pre-alarm: only the
+        # wearer's press says "I'm OK".
+
+    def on_command(self, topic, payload):
+        cmd = protocol.parse_cmd(payload)
+        if cmd is None:
+            print("cmd: ignored, not a v1 command: %r" % (bytes(payload[:60]),))
+            return
+        name = cmd["cmd"]
+        print("cmd: %s %s" % (name, cmd.get("ref", "")))
+        if name in ("delivered", "help_coming", "resolved"):
+            self.carry_out(self.states.command(name, cmd.get("ref")))
+        elif name == "ping":
+            self.send_heartbeat()
+            self.player.play(patterns.PING)
+        elif name == "session_due":
+            self.player.play(patterns.SESSION_DUE)
+        elif name == "config":
+            self.apply_config(cmd.get("config"))
+        else:
+            print("cmd: unknown command %r ignored" % name)
+
+    def apply_config(self, changes):
+        config = _import_config()
+        try:
+            new = config.merge_remote(self.cfg, changes)
+            detector = mandown.Detector(new["mandown"])
+            config.save(new)
+        except (config.ConfigError, ValueError) as e:
+            print("cmd: config rejected: %s" % e)
+            return
+        finally:
+            _forget(config)
+        self.cfg = new
+        self.link.cfg = new
+        self.states.prealarm_s = new["prealarm_s"]
+        self.player.silent = new["silent"]
+        self.detector = detector
+        print("cmd: config applied %s" % json.dumps(changes))
+
+    # ---- measurements -----------------------------------------------------
+
+    def read_battery(self):
+        cfg = self.cfg
+        mv = self.board.adc.read_uv() * cfg["battery_divider"] // 1000000
+        span = cfg["battery_full_mv"] - cfg["battery_empty_mv"]
+        pct = (mv - cfg["battery_empty_mv"]) * 100 // span
+        self.battery_pct = max(0, min(100, pct))
+        return mv
+
+    def send_heartbeat(self):
+        mv = self.read_battery()
+        rssi = self.board.wlan.status("rssi") if self.board.wlan.isconnected() else None
+        body = protocol.heartbeat(self.cfg["device"], time.ticks_ms(), self.battery_pct, version.FW,
+                                  battery_mv=mv, rssi=rssi, wall_time=self._wall(),
+                                  outbox=len(self.box), worn=self.worn)
+        self.queue("heartbeat", body)
+
+    def on_online(self):
+        if self.cfg["ntp_host"] and (self.last_ntp is None or time.ticks_diff(
+                time.ticks_ms(), self.last_ntp) > NTP_EVERY_MS):
+            self.last_ntp = time.ticks_ms()
+            asyncio.create_task(self.sync_clock())
+
+    async def sync_clock(self):
+        try:
+            now = await sntp.query(self.cfg["ntp_host"])
+        except OSError as e:
+            print("ntp: %r" % (e,))
+            return
+        if now:
+            sntp.set_clock(machine.RTC(), now)
+            print("ntp: clock set")
+
+    # ---- tasks ------------------------------------------------------------
+
+    async def button_task(self):
+        while True:
+            now = time.ticks_ms()
+            for g in self.gestures.update(self.board.pressed(), now):
+                self.on_gesture(g)
+            self.progress["button"] = now
+            await asyncio.sleep_ms(BUTTON_MS)
+
+    async def sensor_task(self):
+        failures = 0
+        due = time.ticks_ms()
+        while True:
+            now = time.ticks_ms()
+            if self.sensor is not None:
+                try:
+                    x, y, z = self.sensor.read()
+                    failures = 0
+                    code = self.detector.feed(x, y, z)
+                    if code:
+                        self.on_detector(code, now)
+                except OSError as e:
+                    failures += 1
+                    if failures == SENSOR_FAILURES:
+                        print("sensor: %d reads failed (%r)" % (failures, e))
+                        self.raise_technical("sensor_failed")
+            self.carry_out(self.states.tick(now))
+            if self.states.state == alarmstate.PRE_ALARM:
+                self.player.set_background(patterns.PRE_ALARM)
+            elif not self.link.online:
+                self.player.set_background(patterns.NO_CONNECTION)
+            else:
+                self.player.set_background(None)
+            self.progress["sensor"] = now
+            due = time.ticks_add(due, SENSOR_MS)
+            wait = time.ticks_diff(due, time.ticks_ms())
+            if wait < -100:  # fell far behind (GC, flash write): resynchronise
+                due = time.ticks_ms()
+                wait = 0
+            await asyncio.sleep_ms(max(0, wait))
+
+    async def heartbeat_task(self):
+        last_low = None
+        while True:
+            self.send_heartbeat()
+            if self.battery_pct < self.cfg["low_battery_pct"] and (
+                    last_low is None or time.ticks_diff(time.ticks_ms(), last_low) > LOW_BATTERY_EVERY_MS):
+                last_low = time.ticks_ms()
+                self.player.play(patterns.LOW_BATTERY)
+            self.progress["heartbeat"] = time.ticks_ms()
+            await asyncio.sleep_ms(self.cfg["heartbeat_s"] * 1000)
+
+    async def supervisor_task(self, tasks):
+        wdt = machine.WDT(timeout=self.cfg["wdt_ms"])
+        last_report = time.ticks_ms()
+        stale_ms = self.cfg["wdt_ms"] // 2
+        while True:
+            now = time.ticks_ms()
+            for name in ("button", "sensor"):
+                if time.ticks_diff(now, self.progress.get(name, now)) > stale_ms:
+                    print("supervisor: %s task stalled, letting the watchdog reset" % name)
+                    return
+            for task in tasks:
+                if task.done():
+                    print("supervisor: a task ended, resetting")
+                    machine.reset()
+            wdt.feed()
+            if time.ticks_diff(now, last_report) >= HEAP_REPORT_MS:
+                # Live heap: what is still referenced after a collection.
+                last_report = now
+                gc.collect()
+                used = gc.mem_alloc()
+                self.heap_peak = max(self.heap_peak, used)
+                print("heap: used %d peak %d free %d" % (used, self.heap_peak, gc.mem_free()))
+            await asyncio.sleep_ms(SUPERVISOR_MS)
+
+    async def run(self):
+        try:
+            self.sensor = sensor.open_sensor(self.cfg["sensor"], self.board.i2c)
+        except sensor.SensorError as e:
+            # Panic still works without the sensor; the desk must know man-down does not.
+            print("sensor: %s" % e)
+            self.raise_technical("sensor_missing")
+        tasks = []
+        for name, coro in (("button", self.button_task()), ("sensor", self.sensor_task()),
+                           ("player", self.player.run()), ("link", self.link.run()),
+                           ("heartbeat", self.heartbeat_task())):
+            tasks.append(asyncio.create_task(guarded(name, coro)))
+        await self.supervisor_task(tasks)
+        # Only reached when a task stalled: stop feeding; the watchdog resets.
+        while True:
+            await asyncio.sleep_ms(1000)
+
+
+async def guarded(name, coro):
+    try:
+        await coro
+    except Exception as e:
+        print("task %s died:" % name)
+        sys.print_exception(e)
+        machine.reset()
+
+
+def show_bad_config(message):
+    """No valid config: say why on the REPL and blink/beep BAD_CONFIG until
+    someone fixes it. No watchdog is started, so this is not a boot loop."""
+    print("CONFIG ERROR: %s" % message)
+    print("Fix config.json on the device (mpremote fs cp config.json :config.json) and reset.")
+    Pin = machine.Pin
+    buzzer = machine.PWM(Pin(pins.BUZZER, Pin.OUT), freq=2700, duty_u16=0)
+    vibration = Pin(pins.VIBRATION, Pin.OUT, value=0)
+    led = Pin(pins.LED, Pin.OUT, value=0)
+    rounds = 0
+    while True:
+        for hz, vib, on, ms in patterns.steps(patterns.BAD_CONFIG):
+            buzzer.freq(hz or 2700)
+            buzzer.duty_u16(feedback.DUTY_ON if hz else 0)
+            vibration.value(vib)
+            led.value(on)
+            time.sleep_ms(ms)
+        rounds += 1
+        if rounds % 30 == 0:
+            print("CONFIG ERROR: %s" % message)
+
+
+def _import_config():
+    import config
+    return config
+
+
+def _forget(module):
+    # Validation runs at boot and on a rare `config` command; its code need
+    # not occupy the heap in between (modules are not frozen in flash).
+    del sys.modules[module.__name__]
+    gc.collect()
+
+
+def main():
+    config = _import_config()
+    try:
+        cfg = config.load()
+        mandown.Detector(cfg["mandown"])  # its own settings are checked by it
+    except (config.ConfigError, ValueError) as e:
+        show_bad_config(str(e))
+        return
+    _forget(config)
+    boot = next_boot()
+    asyncio.run(App(cfg, boot).run())

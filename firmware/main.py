@@ -1,0 +1,4 @@
+# Runs at power-on (MicroPython executes main.py after boot.py).
+import app
+
+app.main()

@@ -1,0 +1,124 @@
+# The virtual board's shared state, for the firmware running under the unix
+# MicroPython VM. The host harness (simulator/board.py) drives it:
+#   control: UDP datagrams to 127.0.0.1:$LW_VBOARD_PORT, one command each
+#       pin GPIO LEVEL        set an input pin's electrical level (0/1)
+#       accel PATH LOOP       play a trace file (lines "x,y,z" milli-g, 50 Hz)
+#       adc GPIO MICROVOLTS   voltage at an ADC pin
+#       wifi 0|1              whether the access point is in range
+#       rssi DBM
+#   outputs: appended to $LW_VBOARD_LOG, one line per change:
+#       EPOCH_MS KIND GPIO VALUE...
+# Every hardware access polls the control socket, so the state the firmware
+# reads is as fresh as its own sampling.
+import os
+import socket
+import time
+from array import array
+
+SAMPLE_MS = 20  # the sensors' 50 Hz output data rate
+
+inputs = {}      # gpio -> level, as wired (button pulled up = 1)
+adc_uv = {}      # gpio -> microvolts
+wifi_in_range = True
+rssi = -55
+# x, y, z interleaved int16: the host VM's heap is the device's heap, so the
+# simulation keeps its own footprint small.
+trace = array("h", (0, -1000, 0))
+trace_start = 0
+trace_loop = True
+wdt_deadline = None
+
+_port = os.getenv("LW_VBOARD_PORT")
+_log_path = os.getenv("LW_VBOARD_LOG") or "vboard.log"
+_sock = None
+if _port:
+    _sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    _sock.bind(socket.getaddrinfo("127.0.0.1", int(_port))[0][-1])
+    _sock.setblocking(False)
+
+
+def clip(v, lo, hi):
+    return lo if v < lo else hi if v > hi else v
+
+
+def chips():
+    """The chips on the I2C bus, by address: $LW_VBOARD_SENSOR names the
+    accelerometer fitted (lis3dh, mpu6050, none). Only its fake is loaded."""
+    which = os.getenv("LW_VBOARD_SENSOR") or "lis3dh"
+    if which == "none":
+        return {}
+    chip = __import__("fake_" + which).Chip()
+    return {chip.ADDRESS: chip}
+
+
+def now_ms():
+    return time.time_ns() // 1000000
+
+
+def record(kind, gpio, *values):
+    with open(_log_path, "a") as f:
+        f.write("%d %s %s %s\n" % (now_ms(), kind, gpio, " ".join(str(v) for v in values)))
+
+
+def _load_trace(path):
+    samples = array("h")
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) == 3:
+                for p in parts:
+                    samples.append(int(p))
+    return samples or array("h", (0, -1000, 0))
+
+
+def _command(words):
+    global wifi_in_range, rssi, trace, trace_start, trace_loop
+    if words[0] == "pin":
+        inputs[int(words[1])] = int(words[2])
+    elif words[0] == "accel":
+        trace = _load_trace(words[1])
+        trace_loop = words[2] == "1"
+        trace_start = time.ticks_ms()
+    elif words[0] == "adc":
+        adc_uv[int(words[1])] = int(words[2])
+    elif words[0] == "wifi":
+        wifi_in_range = words[1] == "1"
+    elif words[0] == "rssi":
+        rssi = int(words[1])
+    record("ctl", "-", " ".join(words))
+
+
+def poll():
+    if wdt_deadline is not None and time.ticks_diff(time.ticks_ms(), wdt_deadline) > 0:
+        record("wdt", "-", "expired")
+        print("vboard: watchdog expired, resetting")
+        reset()
+    if _sock is None:
+        return
+    while True:
+        try:
+            data = _sock.recv(512)
+        except OSError:
+            return
+        words = data.decode().split()
+        if words:
+            _command(words)
+
+
+def accel_sample():
+    """The acceleration the sensor feels now (milli-g)."""
+    poll()
+    n = len(trace) // 3
+    i = time.ticks_diff(time.ticks_ms(), trace_start) // SAMPLE_MS
+    i = i % n if trace_loop else min(i, n - 1)
+    return trace[3 * i], trace[3 * i + 1], trace[3 * i + 2]
+
+
+# Exit status the harness reads as "the board reset itself" and restarts.
+RESET_EXIT = 75
+
+
+def reset():
+    record("reset", "-", "1")
+    import sys
+    sys.exit(RESET_EXIT)
