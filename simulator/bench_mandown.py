@@ -12,6 +12,7 @@ Counting rules (docs/mandown.md says the same):
 - Cross-validation: leave one subject out. For each subject, the parameter grid
   point that scores best on all the other subjects is the one tested on it.
 """
+import importlib.util
 import itertools
 import json
 import os
@@ -26,9 +27,21 @@ from simulator import sisfall
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
-if FIRMWARE not in sys.path:
-    sys.path.insert(0, FIRMWARE)
-import mandown  # noqa: E402  (firmware modules import each other top-level)
+
+
+def _load_detector():
+    # The firmware's own file, as the device runs it; loaded by path so the
+    # firmware folder does not shadow anything on sys.path.
+    if "mandown" in sys.modules:
+        return sys.modules["mandown"]
+    spec = importlib.util.spec_from_file_location("mandown", os.path.join(FIRMWARE, "mandown.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mandown"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+mandown = _load_detector()
 
 ALARMS = (mandown.FALL, mandown.NO_MOTION, mandown.TILT)
 WALKING = ("D01", "D02")
@@ -165,6 +178,20 @@ def _cross_validate(rows):
     tested["method"] = "leave-one-subject-out over %d grid points" % len(GRID)
     tested["chosen"] = chosen
     return tested
+
+
+def _per_subject(rows, pick):
+    table = {}
+    for r in rows:
+        t = table.setdefault(r["subject"], {"falls": 0, "falls_detected": 0, "adl": 0, "adl_with_alarm": 0})
+        hit = _detected(r, pick(r))
+        if r["kind"] == "fall":
+            t["falls"] += 1
+            t["falls_detected"] += hit
+        else:
+            t["adl"] += 1
+            t["adl_with_alarm"] += hit
+    return dict(sorted(table.items()))
 
 
 def _per_activity(rows, pick):
@@ -311,6 +338,7 @@ def run(args):
 
     default = _score(rows, lambda r: r["outcomes"][0])
     per_activity = _per_activity(rows, lambda r: r["outcomes"][0])
+    per_subject = _per_subject(rows, lambda r: r["outcomes"][0])
     cold = _score(rows, lambda r: r["cold"])
     cv = None if args.no_cv else _cross_validate(rows)
     timing_samples = _timing_samples([r for recs in by_subject.values() for r in recs])
@@ -320,6 +348,9 @@ def run(args):
     out.write("man-down benchmark: %d recordings, %d subjects, %s\n"
               % (len(rows), len(by_subject), args.data))
     _print_table(per_activity, out)
+    out.write("per subject (falls detected/falls, ADL with alarm/ADL): %s\n" % "  ".join(
+        "%s %d/%d %d/%d" % (s, t["falls_detected"], t["falls"], t["adl_with_alarm"], t["adl"])
+        for s, t in per_subject.items()))
     out.write("defaults:     sensitivity %.2f%% (%d/%d)  specificity %.2f%% (%d/%d ADL with alarm)"
               "  %.3f false alarms/h  median latency %s s\n" % (
                   100 * (default["sensitivity"] or 0), default["falls_detected"], default["falls"],
@@ -341,6 +372,7 @@ def run(args):
     summary = dict(default)
     summary.update({
         "per_activity": per_activity,
+        "per_subject": per_subject,
         "us_per_sample": {impl: c.get("us_per_sample") for impl, c in cost.items()},
         "cost": cost,
         "cold_start": cold,
