@@ -95,10 +95,13 @@ def _blocks(seconds):
 
 
 def _cosine(ax, ay, az, bx, by, bz):
-    norms = (ax * ax + ay * ay + az * az) * (bx * bx + by * by + bz * bz)
-    if norms == 0:
+    # Square roots taken apart: the product of the two squared norms would not
+    # fit a small int on a 32-bit port.
+    na = ax * ax + ay * ay + az * az
+    nb = bx * bx + by * by + bz * bz
+    if na == 0 or nb == 0:
         return 1.0
-    return (ax * bx + ay * by + az * bz) / math.sqrt(norms)
+    return (ax * bx + ay * by + az * bz) / (math.sqrt(na) * math.sqrt(nb))
 
 
 class Detector:
