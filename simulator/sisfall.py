@@ -58,12 +58,13 @@ def read_manifest(root):
 def read_csv(path):
     """Samples of one recording as a list of (x, y, z) integer milli-g tuples."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header != ["ax_mg", "ay_mg", "az_mg"]:
-            raise DatasetError("%s: header must be ax_mg,ay_mg,az_mg, not %r" % (path, header))
-        try:
+    try:
+        with opener(path, "rt", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header != ["ax_mg", "ay_mg", "az_mg"]:
+                raise DatasetError("%s: header must be ax_mg,ay_mg,az_mg, not %r" % (path, header))
             return [(int(a), int(b), int(c)) for a, b, c in reader]
-        except ValueError as e:
-            raise DatasetError("%s: %s" % (path, e)) from None
+    except (OSError, EOFError, ValueError, csv.Error) as e:
+        # Unreadable, truncated or not three integers per row.
+        raise DatasetError("%s: %s" % (path, e)) from None

@@ -62,3 +62,12 @@ def test_bench_prints_a_table_and_the_figures_as_the_last_json_line(tmp_path, ca
 def test_bench_refuses_a_folder_without_manifest(tmp_path, capsys):
     assert bench(["--data", str(tmp_path)]) == 2
     assert "no manifest.csv" in capsys.readouterr().err
+
+
+def test_bench_names_a_corrupt_recording_and_fails_cleanly(tmp_path, capsys):
+    (tmp_path / "SA01").mkdir()
+    (tmp_path / "manifest.csv").write_text(
+        "file,kind,activity,subject,trial,samples\nSA01/F01_SA01_R01.csv.gz,fall,F01,SA01,1,10\n")
+    (tmp_path / "SA01" / "F01_SA01_R01.csv.gz").write_bytes(b"not gzip at all")
+    assert bench(["--data", str(tmp_path), "--jobs", "1", "--no-cv"]) == 2
+    assert "F01_SA01_R01.csv.gz: Not a gzipped file" in capsys.readouterr().err
