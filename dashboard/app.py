@@ -28,6 +28,7 @@ GATEWAY = web.AppKey("gateway", object)
 OPERATORS = web.AppKey("operators", dict)
 SESSIONS = web.AppKey("sessions", Sessions)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+OPERATOR = web.RequestKey("operator", str)
 
 
 def _json(data, status=200):
@@ -46,7 +47,7 @@ async def require_operator(request: web.Request, handler):
         if request.path.startswith("/api/") or request.path == "/ws":
             return _error(401, "log in first")
         raise web.HTTPFound("/login")
-    request["operator"] = operator
+    request[OPERATOR] = operator
     return await handler(request)
 
 
@@ -104,7 +105,7 @@ async def _fields(request: web.Request) -> dict:
 async def acknowledge(request: web.Request):
     incident_id = _incident_id(request)
     try:
-        await request.app[GATEWAY].acknowledge(incident_id, request["operator"])
+        await request.app[GATEWAY].acknowledge(incident_id, request[OPERATOR])
     except ValueError as exc:
         return _error(409, str(exc))
     return _json(request.app[GATEWAY].store.get_incident(incident_id))
@@ -120,7 +121,7 @@ async def resolve(request: web.Request):
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         return _error(400, f"note must be text of at most {MAX_NOTE} characters")
     try:
-        await request.app[GATEWAY].resolve(incident_id, request["operator"], reason, note)
+        await request.app[GATEWAY].resolve(incident_id, request[OPERATOR], reason, note)
     except ValueError as exc:
         return _error(409, str(exc))
     return _json(request.app[GATEWAY].store.get_incident(incident_id))
@@ -135,7 +136,7 @@ async def live(request: web.Request):
     request.app[SOCKETS].add(ws)
     try:
         await ws.send_json({"type": "snapshot", "incidents": gateway.store.list_incidents(),
-                            "operator": request["operator"]}, dumps=lambda d: json.dumps(d, default=str))
+                            "operator": request[OPERATOR]}, dumps=lambda d: json.dumps(d, default=str))
         forward = asyncio.ensure_future(_forward(feed, ws))
         async for msg in ws:  # the page sends nothing; this notices it closing
             if msg.type == WSMsgType.ERROR:

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
+from dashboard.auth import check_operator_hash
 from gateway.protocol import NAME_RE
 from gateway.routing import parse_routing_config
 
@@ -195,7 +196,11 @@ def _mqtt_url(where, v):
 
 def _operators(where, v):
     if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(p, str) and p for k, p in v.items()):
-        return f"{where} must be a table of name = \"password\" (non-empty strings), got {v!r}"
+        return f"{where} must be a table of name = \"password hash\" (non-empty strings), got {v!r}"
+    for name, stored in v.items():
+        problem = check_operator_hash(name, stored)
+        if problem:
+            return f"{where}: {problem}"
     return None
 
 

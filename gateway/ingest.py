@@ -116,7 +116,7 @@ class Ingest:
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
-        self._last_reject_log: dict[str, float] = {}
+        self._last_reject_log: dict[tuple[str, str], float] = {}
         self._writer = threading.Thread(target=self._write_loop, name="lonewatch-writer", daemon=True)
         self.status_topic = protocol.gateway_status_topic(config.gateway.id)
 
@@ -293,13 +293,15 @@ class Ingest:
         parts = item.topic.split("/")
         device = parts[3][:32] if len(parts) == 5 else None
         self.store.add_reject(item.received_at, item.topic, device, reason, detail, len(item.payload))
-        key = device or item.topic[:64]
+        # Once a minute per device and reason: a flood stays one line, yet a
+        # second, different fault of the same device is still seen.
+        key = (device or item.topic[:64], reason)
         if len(self._last_reject_log) > 10_000:  # bound it against floods of made-up device names
             self._last_reject_log = {k: t for k, t in self._last_reject_log.items()
                                      if item.received_at - t < REJECT_LOG_EVERY_S}
         if item.received_at - self._last_reject_log.get(key, float("-inf")) >= REJECT_LOG_EVERY_S:
             self._last_reject_log[key] = item.received_at
-            log.warning("rejected message on %s (%s): %s [logged once a minute per device]",
+            log.warning("rejected message on %s (%s): %s [logged once a minute per device and reason]",
                         item.topic[:120], reason, detail)
         on_alarm_topic = _alarm_topic_device(item.topic)
         if on_alarm_topic:

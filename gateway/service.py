@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from datetime import datetime
 
@@ -295,17 +294,3 @@ class Gateway:
             metric("commands_sent_total", "counter", "Commands published to devices, by command.",
                    [({"cmd": k}, n) for k, n in self.downlink.sent_total.items()])
         return "\n".join(lines) + "\n"
-
-
-async def run(config: Config) -> None:
-    """Run the gateway until SIGINT or SIGTERM (for `lonewatch gateway`)."""
-    gateway = Gateway(config)
-    await gateway.start()
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopped.set)
-    try:
-        await stopped.wait()
-    finally:
-        await gateway.stop()

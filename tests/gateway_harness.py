@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -174,13 +173,8 @@ class GatewayProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        code = ("import asyncio, logging, sys\n"
-                "from gateway.config import load_config\n"
-                "from gateway.service import run\n"
-                "logging.basicConfig(level=logging.INFO)\n"
-                "asyncio.run(run(load_config(sys.argv[1])))\n")
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, "-c", code, str(self.config_path)], env=env,
+        lonewatch = str(Path(sys.executable).parent / "lonewatch")
+        self.proc = subprocess.Popen([lonewatch, "gateway", "--config", str(self.config_path)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
         threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()

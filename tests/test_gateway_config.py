@@ -48,6 +48,7 @@ def test_overrides_win_over_the_file(tmp_path):
     ('[supervision]\nlow_battery_pct = 120\n', "[supervision] low_battery_pct must be an integer from 0 to 100"),
     ('[dashboard]\nport = 70000\n', "[dashboard] port must be a port number 0-65535, got 70000"),
     ('[dashboard]\noperators = { alice = 5 }\n', "[dashboard] operators must be a table of name"),
+    ('[dashboard]\noperators = { alice = "hunter22" }\n', "operator 'alice': password must be a pbkdf2_sha256$... hash"),
     ('[devices]\nregistered = ["Dev 1"]\n', "[devices] registered must be a list of device ids"),
     ('[gateway]\nid = "GW one"\n', "[gateway] id must be lower-case letters"),
     ('gateway = 3\n', "[gateway] must be a table, got 3"),
