@@ -63,13 +63,14 @@ def cmd_demo(args) -> int:
     else:
         broker = EmbeddedBroker(args.mqtt_port)
         mqtt_url = broker.url
+    fleet = Fleet(mqtt_url, args.devices, site=args.site, seed=args.seed) if args.devices else None
     try:
         config = load_config(args.config, db=args.db, mqtt_url=mqtt_url, http_port=args.http_port,
-                             operators={"desk": hash_password(password)})
+                             operators={"desk": hash_password(password)},
+                             registered_devices=[d.device for d in fleet.devices] if fleet else None)
     except ConfigError as exc:
         print(f"lonewatch demo: {exc}", file=sys.stderr)
         return 2
-    fleet = Fleet(mqtt_url, args.devices, site=args.site, seed=args.seed) if args.devices else None
 
     def banner():
         url = f"http://{config.dashboard.host}:{config.dashboard.port}/"

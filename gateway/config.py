@@ -136,6 +136,7 @@ OVERRIDES = {
     "http_port": ("dashboard", "port"),
     "operators": ("dashboard", "operators"),
     "ack_timeout_s": ("alarms", "ack_timeout_s"),
+    "registered_devices": ("devices", "registered"),
 }
 
 
@@ -256,7 +257,8 @@ def load_config(path: str | None = None, **overrides) -> Config:
     """Read and validate the gateway's TOML config; raise ConfigError if unusable.
 
     `path` None means all defaults. `overrides` win over the file; their names:
-    gateway_id, db, mqtt_url, client_id, http_host, http_port, operators, ack_timeout_s.
+    gateway_id, db, mqtt_url, client_id, http_host, http_port, operators, ack_timeout_s,
+    registered_devices.
     An override of None is ignored, so a CLI can pass its options straight through.
     """
     source = path or "defaults"
