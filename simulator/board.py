@@ -337,10 +337,10 @@ class VirtualDevice:
         self.button(False)
 
     def presses(self, n, ms=150, gap_ms=250):
-        for i in range(n):
+        """n presses; returns after a final gap so the next gesture is apart."""
+        for _ in range(n):
             self.press(ms)
-            if i < n - 1:
-                time.sleep(gap_ms / 1000)
+            time.sleep(gap_ms / 1000)
 
     def play(self, samples, loop=False):
         """Play (x, y, z) milli-g samples at 50 Hz from now; without loop the

@@ -109,6 +109,8 @@ def device_for(tmp_path):
 
     def make(broker, device_heap_kb=None, start=True, sensor="lis3dh", config=None, **overrides):
         n = len(devices)
+        if sensor != "none":
+            overrides.setdefault("sensor", sensor)  # the config names the chip fitted
         cfg = config if config is not None else test_config(broker.port, **overrides)
         dev = VirtualDevice(tmp_path / ("device-%d" % n), cfg, broker.port, sensor=sensor,
                             device_heap_kb=device_heap_kb)
