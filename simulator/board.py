@@ -73,7 +73,7 @@ def measure_vboard_heap(vboard_lib: Path, sensor="lis3dh") -> int:
     return int(out.stdout.split()[-1])
 
 
-def test_config(broker_port: int, **overrides) -> dict:
+def device_config(broker_port: int, **overrides) -> dict:
     """A device config with short timings for tests."""
     cfg = {
         "device": "dev-001",
@@ -220,7 +220,7 @@ class VirtualDevice:
         self.background = standing_still() if background is None else background
         self.proxy = LinkProxy(broker_port) if (proxy and broker_port) else None
         if config is not None:
-            if self.proxy:
+            if self.proxy and isinstance(config, dict):
                 config = dict(config, mqtt_port=self.proxy.port)
             self.write_config(config)
         self.proc: subprocess.Popen | None = None

@@ -14,7 +14,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from gateway.protocol import Invalid, parse_message, topic
-from simulator.board import VirtualDevice, test_config
+from simulator.board import VirtualDevice, device_config
 
 DEVICE = "dev-001"
 SITE = "hq"
@@ -111,7 +111,7 @@ def device_for(tmp_path):
         n = len(devices)
         if sensor != "none":
             overrides.setdefault("sensor", sensor)  # the config names the chip fitted
-        cfg = config if config is not None else test_config(broker.port, **overrides)
+        cfg = config if config is not None else device_config(broker.port, **overrides)
         dev = VirtualDevice(tmp_path / ("device-%d" % n), cfg, broker.port, sensor=sensor,
                             device_heap_kb=device_heap_kb)
         devices.append(dev)
