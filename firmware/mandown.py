@@ -23,6 +23,11 @@ HISTORY = 10  # blocks of posture kept to find where a fall started (5 s)
 # While walking, the posture over walk_s stays within this (about 17 degrees;
 # gait moves the 0.5 s means ~90 mg, a slow slide to the floor far more).
 WALK_STEADY_MG = 300
+# Steady shaking far from the known upright is more likely someone moving on
+# the floor than walking; only a long walk there (longer than the tilt alarm
+# takes) re-teaches upright, for a device clipped on another way mid-shift.
+WALK_NEAR_COS = math.cos(math.radians(35))
+WALK_RELEARN_EXTRA_S = 15
 
 DEFAULTS = {
     # Fall: an impact, then the wearer still and down within fall_window_s.
@@ -129,6 +134,8 @@ class Detector:
         # Gravity with the wearer upright, learned from walking; 0s until then.
         self.up_x = self.up_y = self.up_z = 0
         self._walk_run = 0
+        self._away_run = 0
+        self._relearn = self._tilt + _blocks(WALK_RELEARN_EXTRA_S)
         # Per-sample accumulators of the current block.
         self._n = 0
         self._sx = self._sy = self._sz = 0
@@ -202,7 +209,8 @@ class Detector:
             for _ in range(HISTORY):
                 self._remember(mx, my, mz)
             return NONE
-        self._learn_upright(mx, my, mz, motion2)
+        if self.state == ARMED:
+            self._learn_upright(mx, my, mz, motion2)
         if self.state == PUT_DOWN:
             event = self._while_put_down(motion2)
         elif self.state == ALERT:
@@ -242,6 +250,7 @@ class Detector:
             self._walk_run += 1
         else:
             self._walk_run = 0
+            self._away_run = 0
             return
         if self._walk_run < self._walk:
             return
@@ -250,6 +259,14 @@ class Detector:
         dx, dy, dz = mx - h[i], my - h[i + 1], mz - h[i + 2]
         if dx * dx + dy * dy + dz * dz > WALK_STEADY_MG * WALK_STEADY_MG:
             return  # shaking while the posture changes: not walking upright
+        if self.upright_known and _cosine(
+                mx, my, mz, self.up_x, self.up_y, self.up_z) < WALK_NEAR_COS:
+            self._away_run += 1
+            if self._away_run >= self._relearn:
+                self._away_run = 0
+                self.up_x, self.up_y, self.up_z = mx, my, mz
+            return
+        self._away_run = 0
         if not self.upright_known:
             self.up_x, self.up_y, self.up_z = mx, my, mz
         else:

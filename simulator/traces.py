@@ -22,6 +22,7 @@ G = 1000.0
 EXPECTED = {
     "fall_then_motionless": "fall within seconds of the impact",
     "fall_then_recovers": "fall, then cleared once the wearer is up and walking",
+    "fall_then_struggles": "no fall (never still), tilt once down for tilt_s",
     "desk_sitting": "nothing for the whole hour",
     "slow_slide": "tilt, then (if not reset) nothing else; never fall",
     "device_dropped": "not_worn, never a man-down event",
@@ -145,6 +146,16 @@ class _Body:
             i += 1
         self.pitch, self.roll = base_pitch, base_roll
 
+    def struggle(self, seconds):
+        """Down but moving: rocking and reaching around the current posture."""
+        rng = self.rng
+        base_pitch, base_roll = self.pitch, self.roll
+        hz = rng.uniform(0.4, 0.8)
+        for i in range(int(seconds * RATE_HZ)):
+            w = 2 * math.pi * hz * i / RATE_HZ
+            self._emit(rng.gauss(0, 80), rng.gauss(0, 80), rng.gauss(0, 80),
+                       pitch=base_pitch + 8 * math.sin(w), roll=base_roll + 6 * math.sin(0.7 * w))
+
     def impact(self, peak_mg, samples=3):
         """A short hit, mostly along the trunk, with a bounce after it."""
         rng = self.rng
@@ -200,6 +211,18 @@ def fall_then_recovers(seed=0, orientation=(0, 0, 0), down_s=15, after_s=30):
     b.turn_to(30, 0, 1.5, jolt_mg=400)  # onto the knees
     b.turn_to(0, 0, 1.5, jolt_mg=400)   # and up
     b.walk(after_s)
+    return b.samples
+
+
+def fall_then_struggles(seed=0, orientation=(0, 0, 0), struggle_s=90):
+    """Walking, a fall, then moving on the floor without getting up (injured)."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.free_fall(rng.uniform(0.4, 0.6), rng.choice((1, -1)) * rng.uniform(75, 100),
+                rng.uniform(-30, 30))
+    b.impact(rng.uniform(3000, 6000))
+    b.struggle(struggle_s)
     return b.samples
 
 
@@ -272,6 +295,7 @@ def stumble(seed=0, orientation=(0, 0, 0), after_s=30):
 SCENARIOS = {
     "fall_then_motionless": fall_then_motionless,
     "fall_then_recovers": fall_then_recovers,
+    "fall_then_struggles": fall_then_struggles,
     "desk_sitting": desk_sitting,
     "slow_slide": slow_slide,
     "device_dropped": device_dropped,

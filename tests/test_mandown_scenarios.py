@@ -41,6 +41,14 @@ def test_fall_then_getting_up_clears_the_alert(seed):
     assert [name for name, _ in got] == ["fall", "cleared"]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_wearer_moving_on_the_floor_after_a_fall_is_caught_by_tilt(seed):
+    # Never still, so no "fall"; the long rule is the safety net.
+    got = events(traces.fall_then_struggles(seed))
+    assert [name for name, _ in got] == ["tilt"]
+    assert 29 <= got[0][1] <= 33
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_an_hour_at_a_desk_with_small_movements_raises_nothing(seed):
     assert events(traces.desk_sitting(seed)) == []
@@ -107,3 +115,19 @@ def test_csv_written_in_the_dataset_format(tmp_path):
     path = str(tmp_path / "jump.csv.gz")
     traces.write_csv(path, samples)
     assert sisfall.read_csv(path) == samples
+
+
+def test_device_clipped_on_another_way_mid_shift_is_relearned_after_one_tilt():
+    walk_s = 60 * mandown.RATE_HZ
+    samples = traces.jump(0)[:walk_s] + traces.jump(1, orientation=(30, 20, 100))[:walk_s] * 2
+    detector = mandown.Detector()
+    got = []
+    for i, (x, y, z) in enumerate(samples):
+        code = detector.feed(x, y, z)
+        if code:
+            got.append((mandown.NAMES[code], i // mandown.RATE_HZ))
+            detector.reset()  # the wearer cancels the pre-alarm
+    # Walking the new way round looks tilted until upright is relearned:
+    # one tilt pre-alarm after tilt_s, then nothing for the rest of the walk.
+    assert [name for name, _ in got] == ["tilt"]
+    assert 60 + 29 <= got[0][1] <= 60 + 32
