@@ -51,7 +51,7 @@ WALKING = ("D01", "D02")
 GRID_AXES = {
     "impact_g": (1.8, 2.0, 2.2),
     "posture_change_deg": (50, 60, 70),
-    "lying_deg": (35, 45, 55),
+    "firm_impact_g": (2.0, 2.5, 3.0),
     "hard_impact_g": (3.0, 4.0, 6.0),
 }
 
@@ -60,8 +60,13 @@ def _grid():
     points = [{}]
     for values in itertools.product(*GRID_AXES.values()):
         point = dict(zip(GRID_AXES, values))
-        if any(mandown.DEFAULTS[k] != v for k, v in point.items()):
-            points.append(point)
+        if all(mandown.DEFAULTS[k] == v for k, v in point.items()):
+            continue
+        try:
+            mandown.validate(point)
+        except ValueError:
+            continue  # e.g. a firm impact below the impact threshold
+        points.append(point)
     return points
 
 

@@ -18,6 +18,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -346,8 +347,8 @@ class VirtualDevice:
         """Play (x, y, z) milli-g samples at 50 Hz from now; without loop the
         last sample is held (a wearer lying still)."""
         self._trace_n += 1
-        path = self.workdir / ("trace-%d.csv" % self._trace_n)
-        path.write_text("".join("%d,%d,%d\n" % s for s in samples))
+        path = self.workdir / ("trace-%d.bin" % self._trace_n)
+        path.write_bytes(b"".join(struct.pack("<hhh", *s) for s in samples))
         self._send("accel %s %d" % (path, 1 if loop else 0))
 
     def battery(self, mv: int):

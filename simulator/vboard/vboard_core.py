@@ -2,7 +2,8 @@
 # MicroPython VM. The host harness (simulator/board.py) drives it:
 #   control: UDP datagrams to 127.0.0.1:$LW_VBOARD_PORT, one command each
 #       pin GPIO LEVEL        set an input pin's electrical level (0/1)
-#       accel PATH LOOP       play a trace file (lines "x,y,z" milli-g, 50 Hz)
+#       accel PATH LOOP       play a trace file (int16 little-endian x, y, z
+#                             milli-g per 50 Hz sample), looped or held at its end
 #       adc GPIO MICROVOLTS   voltage at an ADC pin
 #       wifi 0|1              whether the access point is in range
 #       rssi DBM
@@ -12,8 +13,8 @@
 # reads is as fresh as its own sampling.
 import os
 import socket
+import struct
 import time
-from array import array
 
 SAMPLE_MS = 20  # the sensors' 50 Hz output data rate
 
@@ -21,9 +22,11 @@ inputs = {}      # gpio -> level, as wired (button pulled up = 1)
 adc_uv = {}      # gpio -> microvolts
 wifi_in_range = True
 rssi = -55
-# x, y, z interleaved int16: the host VM's heap is the device's heap, so the
-# simulation keeps its own footprint small.
-trace = array("h", (0, -1000, 0))
+# The trace stays in its file and is read a sample at a time: the host VM's
+# heap stands for the device's, so the simulation keeps off it.
+REST = (0, -1000, 0)
+trace = None  # open file
+trace_samples = 0
 trace_start = 0
 trace_loop = True
 wdt_deadline = None
@@ -60,23 +63,15 @@ def record(kind, gpio, *values):
         f.write("%d %s %s %s\n" % (now_ms(), kind, gpio, " ".join(str(v) for v in values)))
 
 
-def _load_trace(path):
-    samples = array("h")
-    with open(path) as f:
-        for line in f:
-            parts = line.strip().split(",")
-            if len(parts) == 3:
-                for p in parts:
-                    samples.append(int(p))
-    return samples or array("h", (0, -1000, 0))
-
-
 def _command(words):
-    global wifi_in_range, rssi, trace, trace_start, trace_loop
+    global wifi_in_range, rssi, trace, trace_samples, trace_start, trace_loop
     if words[0] == "pin":
         inputs[int(words[1])] = int(words[2])
     elif words[0] == "accel":
-        trace = _load_trace(words[1])
+        if trace:
+            trace.close()
+        trace = open(words[1], "rb")
+        trace_samples = os.stat(words[1])[6] // 6
         trace_loop = words[2] == "1"
         trace_start = time.ticks_ms()
     elif words[0] == "adc":
@@ -108,10 +103,12 @@ def poll():
 def accel_sample():
     """The acceleration the sensor feels now (milli-g)."""
     poll()
-    n = len(trace) // 3
+    if not trace_samples:
+        return REST
     i = time.ticks_diff(time.ticks_ms(), trace_start) // SAMPLE_MS
-    i = i % n if trace_loop else min(i, n - 1)
-    return trace[3 * i], trace[3 * i + 1], trace[3 * i + 2]
+    i = i % trace_samples if trace_loop else min(i, trace_samples - 1)
+    trace.seek(6 * i)
+    return struct.unpack("<hhh", trace.read(6))
 
 
 # Exit status the harness reads as "the board reset itself" and restarts.

@@ -1,0 +1,56 @@
+"""The key firmware-in-the-loop scenarios on a device-sized heap: 96 KB for
+the firmware (run as the .mpy files a device gets), plus exactly what the
+virtual board's own Python modules measure, since on the ESP32 `machine` and
+`network` are C in flash. Prints the firmware's peak live heap (-s to see).
+
+Note the host VM is 64-bit: objects are up to twice their ESP32 size, so
+this is a stricter budget than 96 KB on the device."""
+
+import time
+
+from firmware_harness import DEVICE, desk_for, device_for, fall_then_lying_still  # noqa: F401
+
+HEAP_KB = 96
+
+
+def report(dev, label):
+    used, peak = dev.heap_report()
+    firmware_peak = peak - dev.vboard_heap
+    print("\n%s: heapsize %d B = %d KB device + %d B virtual board; peak live %d B, "
+          "firmware share %d B (%.1f KB)" % (label, int(dev.heapsize), HEAP_KB, dev.vboard_heap,
+                                             peak, firmware_peak, firmware_peak / 1024))
+    return firmware_peak
+
+
+def test_panic_fall_outage_and_power_cut_on_a_96k_heap(mosquitto, desk_for, device_for, sisfall_dir):
+    desk = desk_for(mosquitto)
+    dev = device_for(mosquitto, device_heap_kb=HEAP_KB, prealarm_s=2)
+    desk.wait_for("status", state="online")
+
+    dev.press(2300)                                     # panic
+    panic_id = desk.wait_for("alarm", type="panic").body["id"]
+    desk.command("delivered", ref=panic_id)
+    desk.command("resolved", ref=panic_id)
+    dev.wait_console("state delivered -> idle")
+
+    dev.play(fall_then_lying_still(sisfall_dir))        # fall -> pre-alarm -> alarm
+    desk.wait_for("event", type="pre_alarm_started", timeout=15)
+    desk.wait_for("alarm", type="man_down", timeout=10)
+
+    mark = dev.mark()                                   # lost link, alarms queue on flash
+    dev.cut_link()
+    dev.wait_console("link: offline", after=mark)
+    for _ in range(3):
+        dev.presses(3, ms=100, gap_ms=200)
+    dev.wait_console("queued alarm %s:1:\\d+ panic" % DEVICE, after=mark)
+    time.sleep(6)                                       # several reconnect attempts
+    dev.kill()                                          # and a power cut on top
+    dev.restore_link()
+    dev.start()
+    desk.wait_for("alarm", count=5, timeout=20)
+    ids = [a.body["id"] for a in desk.of("alarm")]
+    assert len(set(ids)) == 5
+    time.sleep(5.5)                                     # one more heap report after replay
+    assert dev.alive()
+    assert not any("MemoryError" in line for line in dev.console)
+    report(dev, "96k scenario")
