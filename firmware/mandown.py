@@ -31,12 +31,14 @@ WALK_RELEARN_EXTRA_S = 15
 
 DEFAULTS = {
     # Fall: an impact, then the wearer still and down within fall_window_s.
-    "impact_g": 2.0,                # peak |a| that counts as an impact
+    "impact_g": 1.6,                # peak |a| that counts as an impact
     "fall_window_s": 8,             # impact -> still and down must happen within this
     "fall_still_s": 1.5,            # how long the wearer must be still after the impact
+    "firm_impact_g": 2.5,           # after a softer impact than this, stillness
+    "soft_fall_still_s": 4,         # must last this long instead
     "lying_deg": 45,                # trunk angle from the learned upright that means lying
     "posture_change_deg": 60,       # how far the trunk must have turned in the fall
-    "hard_impact_g": 4.0,           # after an impact this hard, turning
+    "hard_impact_g": 3.0,           # after an impact this hard, turning
     "hard_posture_change_deg": 50,  # this far is enough, even if not lying
     "still_mg": 80,                 # rms motion below this is "still"
     # Long rules for a wearer who goes down without an impact.
@@ -79,8 +81,9 @@ def validate(config):
         if params[key] >= 180:
             raise ValueError("mandown config: %s must be below 180 degrees, not %r"
                              % (key, params[key]))
-    if params["hard_impact_g"] < params["impact_g"]:
-        raise ValueError("mandown config: hard_impact_g must not be below impact_g")
+    for key in ("firm_impact_g", "hard_impact_g"):
+        if params[key] < params["impact_g"]:
+            raise ValueError("mandown config: %s must not be below impact_g" % key)
     if params["walk_min_mg"] >= params["walk_max_mg"]:
         raise ValueError("mandown config: walk_min_mg must be below walk_max_mg")
     if params["not_worn_mg"] >= params["still_mg"]:
@@ -90,8 +93,10 @@ def validate(config):
     if params["not_worn_s"] >= min(params["tilt_s"], params["no_motion_s"]):
         raise ValueError("mandown config: not_worn_s must be below tilt_s and no_motion_s,"
                          " or a device put down raises a man-down first")
-    if params["fall_still_s"] >= params["fall_window_s"]:
-        raise ValueError("mandown config: fall_still_s must be below fall_window_s")
+    if params["fall_still_s"] > params["soft_fall_still_s"]:
+        raise ValueError("mandown config: fall_still_s must not exceed soft_fall_still_s")
+    if params["soft_fall_still_s"] >= params["fall_window_s"]:
+        raise ValueError("mandown config: soft_fall_still_s must be below fall_window_s")
     return params
 
 
@@ -115,6 +120,7 @@ class Detector:
         self.params = p
         g = 1000
         self._impact2 = int(p["impact_g"] * g) ** 2
+        self._firm2 = int(p["firm_impact_g"] * g) ** 2
         self._hard2 = int(p["hard_impact_g"] * g) ** 2
         self._still2 = p["still_mg"] ** 2
         self._not_worn2 = p["not_worn_mg"] ** 2
@@ -126,6 +132,7 @@ class Detector:
         self._cos_tilt = math.cos(math.radians(p["tilt_deg"]))
         self._fall_window = _blocks(p["fall_window_s"])
         self._fall_still = _blocks(p["fall_still_s"])
+        self._soft_fall_still = _blocks(p["soft_fall_still_s"])
         self._no_motion = _blocks(p["no_motion_s"])
         self._tilt = _blocks(p["tilt_s"])
         self._not_worn = _blocks(p["not_worn_s"])
@@ -153,7 +160,7 @@ class Detector:
         """Re-arm after an alarm was raised or cancelled. Keeps the learned upright."""
         self.state = ARMED
         self._since_impact = -1
-        self._hard_impact = False
+        self._impact_peak2 = 0
         self._ref_x = self._ref_y = self._ref_z = 0
         self._still_run = 0
         self._dead_run = 0
@@ -293,16 +300,16 @@ class Detector:
         if peak2 >= self._impact2:
             if self._since_impact < 0:
                 self._ref_x, self._ref_y, self._ref_z = self._posture_before()
-                self._hard_impact = False
-            if peak2 >= self._hard2:
-                self._hard_impact = True
+                self._impact_peak2 = 0
+            if peak2 > self._impact_peak2:
+                self._impact_peak2 = peak2
             self._since_impact = 0
             self._still_run = 0
         elif self._since_impact >= 0:
             self._since_impact += 1
             if self._since_impact > self._fall_window:
                 self._since_impact = -1
-            elif self._still_run >= self._fall_still and motion2 >= self._not_worn2:
+            elif self._still_run >= self._still_needed() and motion2 >= self._not_worn2:
                 # Still, but not the dead stillness of a dropped device.
                 if self._fell_over(mx, my, mz):
                     return self._alert(FALL)
@@ -317,12 +324,18 @@ class Detector:
             self._tilt_run = 0
         return NONE
 
+    def _still_needed(self):
+        # The softer the impact, the more the stillness after it has to show.
+        if self._impact_peak2 >= self._firm2:
+            return self._fall_still
+        return self._soft_fall_still
+
     def _fell_over(self, mx, my, mz):
         rx, ry, rz = self._ref_x, self._ref_y, self._ref_z
         if self._tilted(rx, ry, rz, self._cos_lying):
             return False  # already lying before the impact: rolling over in bed
         turn = _cosine(mx, my, mz, rx, ry, rz)
-        if self._hard_impact and turn < self._cos_hard_change:
+        if self._impact_peak2 >= self._hard2 and turn < self._cos_hard_change:
             return True   # thrown down hard, maybe ending up sitting on the floor
         # Turned through the fall (slumping back in a deep chair turns less)
         # and lying now.

@@ -46,7 +46,9 @@ def test_override_changes_only_that_parameter():
     ({"not_worn_s": 45}, "not_worn_s must be below tilt_s and no_motion_s"),
     ({"walk_s": 10}, "walk_s must be below"),
     ({"walk_min_mg": 1000}, "walk_min_mg must be below walk_max_mg"),
-    ({"fall_still_s": 9}, "fall_still_s must be below fall_window_s"),
+    ({"fall_still_s": 5}, "fall_still_s must not exceed soft_fall_still_s"),
+    ({"soft_fall_still_s": 9}, "soft_fall_still_s must be below fall_window_s"),
+    ({"firm_impact_g": 1.0}, "firm_impact_g must not be below impact_g"),
     ([1, 2], "must be a JSON object"),
 ])
 def test_bad_config_is_refused_with_a_clear_message(config, message):
