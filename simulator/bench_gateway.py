@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 
 from dashboard.auth import hash_password
 from gateway import protocol
+from simulator.ports import free_port, wait_for_port
 
 PYTHON = sys.executable
 LONEWATCH = str(Path(sys.executable).parent / "lonewatch")
@@ -44,27 +45,8 @@ def add_arguments(parser) -> None:
                         help="broker to measure through (default mosquitto)")
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, timeout: float = 15.0) -> None:
-    import socket
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
-
-
 def _start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     if kind == "mosquitto":
         if not os.path.exists(MOSQUITTO):
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto), or use --broker amqtt")
@@ -78,7 +60,7 @@ def _start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen, int]:
                 "async def main():\n    b = EmbeddedBroker(%d); await b.start(); await asyncio.Event().wait()\n"
                 "asyncio.run(main())" % port)
         proc = subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_port(port)
+    wait_for_port(port)
     return proc, port
 
 
@@ -213,7 +195,7 @@ def run(args) -> int:
             bare_rate = measure_bare(mqtt_port, args.count)
             print(f"bare subscriber: {bare_rate:,.0f} msg/s", flush=True)
 
-            http_port = _free_port()
+            http_port = free_port()
             password = "bench-password"
             db = tmp / "bench.db"
             config = tmp / "gateway.toml"
@@ -224,7 +206,7 @@ def run(args) -> int:
             gateway = subprocess.Popen([LONEWATCH, "gateway", "--config", str(config)],
                                        stdout=subprocess.DEVNULL, stderr=open(tmp / "gateway.log", "w"))
             procs.append(gateway)
-            _wait_port(http_port, 30)
+            wait_for_port(http_port, 30)
 
             background = subprocess.Popen(
                 [PYTHON, "-m", "simulator.loadgen", "heartbeats", "--port", str(mqtt_port),
