@@ -186,15 +186,16 @@ class _Body:
         self.pitch, self.roll = to_pitch, to_roll
 
 
-def fall_then_motionless(seed=0, orientation=(0, 0, 0), after_s=180):
-    """Walking, a fall with an impact, then lying motionless (breathing only)."""
+def fall_then_motionless(seed=0, orientation=(0, 0, 0), after_s=180, impact_mg=None):
+    """Walking, a fall with an impact, then lying motionless (breathing only).
+    impact_mg: the hit, added to gravity; by default a firm 3-6 g."""
     b = _Body(seed, orientation)
     rng = b.rng
     b.walk(60)
     b.turn_to(rng.uniform(10, 25), rng.uniform(-10, 10), 0.3, jolt_mg=300)  # trip
     b.free_fall(rng.uniform(0.4, 0.6), rng.choice((1, -1)) * rng.uniform(75, 100),
                 rng.uniform(-30, 30))
-    b.impact(rng.uniform(3000, 6000))
+    b.impact(impact_mg or rng.uniform(3000, 6000))
     b.rest(after_s, breath_deg=0.8)
     return b.samples
 

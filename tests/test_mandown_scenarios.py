@@ -35,6 +35,22 @@ def test_fall_then_motionless_raises_fall_within_seconds(seed):
     assert 1.5 <= got[0][1] <= 6
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_soft_fall_is_reported_after_a_longer_stillness(seed):
+    # A collapse with a soft landing (1.7-2 g, under firm_impact_g) needs
+    # soft_fall_still_s of stillness instead of fall_still_s.
+    got = events(traces.fall_then_motionless(seed, impact_mg=1400))
+    assert [name for name, _ in got] == ["fall"]
+    assert 4.5 <= got[0][1] <= 8
+
+
+def test_fall_too_soft_to_count_as_an_impact_is_caught_by_tilt():
+    # With this seed the landing peaks at 1.36 g, below impact_g.
+    got = events(traces.fall_then_motionless(0, impact_mg=1400))
+    assert [name for name, _ in got] == ["tilt"]
+    assert 29 <= got[0][1] <= 32
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fall_then_getting_up_clears_the_alert(seed):
     got = events(traces.fall_then_recovers(seed))
