@@ -33,7 +33,7 @@ DEFAULTS = {
     # Fall: an impact, then the wearer still and down within fall_window_s.
     "impact_g": 1.6,                # peak |a| that counts as an impact
     "fall_window_s": 8,             # impact -> still and down must happen within this
-    "fall_still_s": 1.5,            # how long the wearer must be still after the impact
+    "fall_still_s": 1.5,            # how long the wearer must be still after a firm impact
     "firm_impact_g": 2.5,           # after a softer impact than this, stillness
     "soft_fall_still_s": 4,         # must last this long instead
     "lying_deg": 45,                # trunk angle from the learned upright that means lying
