@@ -251,6 +251,7 @@ class VirtualDevice:
         if self.heapsize:
             cmd += ["-X", "heapsize=" + self.heapsize]
         cmd += [str(self.lib / "main.py")]
+        mark = self.mark()
         self.proc = subprocess.Popen(cmd, cwd=self.flash, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.boots += 1
@@ -259,7 +260,7 @@ class VirtualDevice:
         self.battery(self.battery_mv)
         self.play(self.background, loop=True)
         if wait_online:
-            self.wait_console("link: online", timeout)
+            self.wait_console("link: online", timeout, after=mark)
         return self
 
     def _wait_control_ready(self, timeout=10.0):

@@ -84,8 +84,8 @@ class Desk:
                 self._cv.wait(left)
 
     def close(self):
+        self.client.disconnect()  # first, so the network loop ends at once
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def buzzer_tones(device, since_ms):
     return tones
 
 
-def wait_quiet(device, since_ms, quiet_ms=700, timeout=8.0):
+def wait_quiet(device, since_ms, quiet_ms=1200, timeout=10.0):
     """Wait until a pattern that started after since_ms has played out: the
     feedback outputs changed and then stayed unchanged for quiet_ms."""
     from simulator.board import PINS

@@ -54,5 +54,5 @@ def test_each_boot_counts_and_the_config_can_change_over_the_air(mosquitto, desk
     assert saved["prealarm_s"] == 7 and saved["silent"] is True
     dev.kill()
     dev.start()
-    assert (dev.flash / "boot.txt").read_text() == "2"
     dev.wait_console("boot 2")
+    assert (dev.flash / "boot.txt").read_text() == "2"

@@ -43,14 +43,15 @@ def test_panic_fall_outage_and_power_cut_on_a_96k_heap(mosquitto, desk_for, devi
     for _ in range(3):
         dev.presses(3, ms=100, gap_ms=200)
     dev.wait_console("queued alarm %s:1:\\d+ panic" % DEVICE, after=mark)
-    time.sleep(6)                                       # several reconnect attempts
+    time.sleep(3)                                       # a few reconnect attempts
     dev.kill()                                          # and a power cut on top
     dev.restore_link()
     dev.start()
     desk.wait_for("alarm", count=5, timeout=20)
     ids = [a.body["id"] for a in desk.of("alarm")]
     assert len(set(ids)) == 5
-    time.sleep(5.5)                                     # one more heap report after replay
+    mark = dev.mark()
+    dev.wait_console("heap: used", after=mark)          # one more heap report after replay
     assert dev.alive()
     assert not any("MemoryError" in line for line in dev.console)
     report(dev, "96k scenario")

@@ -28,14 +28,14 @@ def test_fall_gives_pre_alarm_then_man_down_alarm(any_broker, desk_for, device_f
 def test_press_during_pre_alarm_cancels_it_and_no_alarm_follows(any_broker, desk_for, device_for,
                                                                  sisfall_dir):
     desk = desk_for(any_broker)
-    dev = device_for(any_broker, prealarm_s=3)
+    dev = device_for(any_broker, prealarm_s=2)
     desk.wait_for("status", state="online")
     dev.play(fall_then_lying_still(sisfall_dir))
     dev.wait_console("state idle -> pre_alarm", timeout=15)
     dev.press(150)
     cancelled = desk.wait_for("event", type="pre_alarm_cancelled")
     assert cancelled.body["cause"] == "fall"
-    time.sleep(4)  # longer than the countdown would have run
+    time.sleep(3)  # longer than the countdown would have run
     assert desk.of("alarm") == []
 
 
