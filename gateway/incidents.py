@@ -6,8 +6,9 @@
 
 Every function here runs inside a Store transaction and only writes to the
 database; what must happen after the commit (live feed, routing, commands to
-the device) is collected in an Effects object for the asyncio side, so
-nothing leaves the gateway about a change that could still roll back.
+the device) is collected in an Effects object, so nothing leaves the gateway
+about a change that could still roll back. Commands are written to the
+outbox in the same transaction (gateway.downlink), so none is lost either.
 """
 
 from __future__ import annotations
@@ -39,13 +40,18 @@ class Effects:
     incidents: list = field(default_factory=list)  # (incident_id, event, tier)
     devices: list = field(default_factory=list)  # device ids whose state changed
     sessions: list = field(default_factory=list)  # session ids that changed
-    commands: list = field(default_factory=list)  # (site, device, cmd, fields)
+    commands: list = field(default_factory=list)  # (site, device, cmd, fields) decided
+    outbox: list = field(default_factory=list)  # downlink.Command stored, to publish after the commit
 
     def extend(self, other: "Effects") -> None:
         self.incidents += other.incidents
         self.devices += other.devices
         self.sessions += other.sessions
         self.commands += other.commands
+        self.outbox += other.outbox
+
+    def is_empty(self) -> bool:
+        return not (self.incidents or self.devices or self.sessions or self.commands or self.outbox)
 
 
 def priority_of(alarm_type: str, cause: str | None) -> str:
@@ -162,13 +168,10 @@ def escalate_unacknowledged(store: Store, effects: Effects, ack_timeout_s: float
         effects.incidents.append((incident["id"], "escalated", tier))
 
 
-def mark_delivered(store: Store, alarm_id: str, now: float) -> int | None:
-    """The device was told its alarm is stored; note it once on the incident."""
-    incident_id = store.incident_for_alarm(alarm_id)
-    if incident_id is None:
-        return None
-    incident = store.get_incident(incident_id)
-    if incident["delivered_at"] is None:
-        store.update_incident(incident_id, delivered_at=now)
-    store.audit(now, "gateway", "delivered", f"told {incident['device']} that alarm {alarm_id} is stored", incident_id)
-    return incident_id
+def mark_delivered(store: Store, effects: Effects, alarm_id: str, now: float) -> None:
+    """The broker has the device's "delivered" for this alarm: note it once on the incident."""
+    changed = store.set_delivered(alarm_id, now)
+    if changed is not None:
+        store.audit(now, "gateway", "delivered", f"told {changed['device']} that alarm {alarm_id} is stored",
+                    changed["id"])
+        effects.incidents.append((changed["id"], "delivered", changed["tier"]))

@@ -6,6 +6,10 @@
             the order received (MQTT 3.1.1 section 4.6)
         --> loop.call_soon_threadsafe(on_committed, effects)  (asyncio side)
 
+The same transaction writes the commands to devices those messages caused
+(gateway.downlink's outbox), and marks sent the commands whose PUBACK paho
+reported since the last batch (they come through the same queue).
+
 A message is acknowledged only after its transaction committed, so a gateway
 that dies in between leaves it unacknowledged: the broker redelivers it from
 our persistent session (fixed client id, clean_session=False) and the alarm
@@ -30,8 +34,9 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway import protocol, sessions, supervision
+from gateway import downlink, protocol, sessions, supervision
 from gateway.config import Config
+from gateway.downlink import Command, Downlink
 from gateway.incidents import Effects, raise_alarm
 from gateway.store import Store
 
@@ -134,6 +139,7 @@ class Ingest:
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self.client = client
+        self.downlink = Downlink(client, config.gateway.id, on_sent=self.inbox.put)
 
     def _status(self, state: str) -> bytes:
         return protocol.encode({"v": protocol.VERSION, "gateway": self.config.gateway.id, "state": state,
@@ -217,6 +223,7 @@ class Ingest:
     # ---- writer thread -----------------------------------------------------
 
     def _write_loop(self) -> None:
+        """Received messages and acknowledged Commands, a batch at a time."""
         stopping = False
         while not stopping:
             first = self.inbox.get()
@@ -232,13 +239,16 @@ class Ingest:
                     stopping = True
                     break
                 batch.append(item)
-            effects = self._commit(batch)
+            messages = [item for item in batch if type(item) is Received]
+            sent = [item for item in batch if type(item) is Command]
+            effects = self._commit(messages, sent)
             if effects is None:
                 break  # stopping while the database refuses: unacked, so the broker keeps them
-            self._ack(batch)
-            self._loop.call_soon_threadsafe(self._on_committed, effects)
+            self._ack(messages)
+            if not effects.is_empty():
+                self._loop.call_soon_threadsafe(self._on_committed, effects)
 
-    def _commit(self, batch: list[Received]) -> Effects | None:
+    def _commit(self, batch: list[Received], sent: list[Command]) -> Effects | None:
         attempt = 0
         while True:
             effects = Effects()
@@ -246,8 +256,12 @@ class Ingest:
                 with self.store.transaction():
                     for item in batch:
                         self._record(item, effects)
+                    if sent:
+                        downlink.mark_sent(self.store, effects, sent, time.time())
+                    self.downlink.store(self.store, effects)
                 self.db_ok = True
-                self.counters.note_batch(time.time(), len(batch))
+                if batch:
+                    self.counters.note_batch(time.time(), len(batch))
                 return effects
             except sqlite3.Error as exc:
                 # Nothing was committed and nothing is acked: retry the same batch.
@@ -279,14 +293,17 @@ class Ingest:
         if message.kind not in protocol.UPLINK_KINDS:
             self._reject(item, "bad_topic", f"{message.kind} is not an uplink topic", effects)
             return
+        own = Effects()  # kept only if this message's changes are
         try:
             with self.store.transaction():  # a savepoint: a bug here loses only this message's changes
-                self._accept(message, item.received_at, effects)
+                self._accept(message, item.received_at, own)
         except sqlite3.OperationalError:
             raise  # the database itself is unwell: retry the batch
         except Exception as exc:  # a bug must not stop the ingest; keep the evidence instead
             log.exception("internal error handling %s", item.topic)
             self._reject(item, "internal_error", f"{type(exc).__name__}: {exc}", effects)
+        else:
+            effects.extend(own)
 
     def _reject(self, item: Received, reason: str, detail: str, effects: Effects) -> None:
         self.counters.rejected[reason] += 1

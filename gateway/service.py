@@ -67,16 +67,16 @@ class Gateway:
                 self.store.register_device(device)
         self.router = Router(self.config.routing, self.config.gateway.db)
         self.ingest = Ingest(self.config, self.store, self._apply, loop)
-        self.downlink = Downlink(self.ingest.client, self.config.gateway.id)
+        self.downlink = self.ingest.downlink
+        # Committed by an earlier run but never acknowledged by the broker:
+        # queued now, so they go out first once connected.
+        self.downlink.publish_unsent(self.store)
         try:
             await asyncio.to_thread(self.ingest.start, self.config.mqtt.connect_timeout_s)
         except ConnectionError:
             await self.router.close()
             raise
         self.started_at = time.time()
-        # Stored and acked, but the gateway stopped before telling the device.
-        self._apply(Effects(commands=[(i["site"], i["device"], "delivered", {"ref": i["alarm_id"]})
-                                      for i in self.store.undelivered_incidents()]))
         self._tasks = [
             asyncio.create_task(self._tick_forever(), name="lonewatch timers"),
             asyncio.create_task(self._purge_forever(), name="lonewatch retention"),
@@ -130,20 +130,14 @@ class Gateway:
             self._publish_live({"type": "device", "device": self.store.get_device(device)})
         for session_id in dict.fromkeys(effects.sessions):
             self._publish_live({"type": "session", "session": self.store.get_session(session_id)})
-        for site, device, cmd, fields in effects.commands:
-            self.downlink.send(site, device, cmd, **fields)
-            if cmd == "delivered":
-                with self.store.transaction():
-                    incident_id = incidents.mark_delivered(self.store, fields["ref"], time.time())
-                if incident_id is not None:
-                    self._publish_live({"type": "incident", "event": "delivered",
-                                        "incident": self.store.get_incident(incident_id)})
+        self.downlink.publish(effects.outbox)
 
     def _change(self, work) -> Effects:
-        """Run work(effects) in one transaction, then apply its effects."""
+        """Run work(effects) in one transaction with the commands it decides, then apply its effects."""
         effects = Effects()
         with self.store.transaction():
             work(effects)
+            self.downlink.store(self.store, effects)
         self._apply(effects)
         return effects
 
@@ -278,7 +272,7 @@ class Gateway:
                [({}, c.store_retries if c else 0)])
         metric("ingest_rate", "gauge", "Messages committed per second over the last 10 s.",
                [({}, round(c.rate(now), 2) if c else 0)])
-        metric("ingest_backlog", "gauge", "Messages received but not yet committed.",
+        metric("ingest_backlog", "gauge", "Messages (and command PUBACKs) received but not yet committed.",
                [({}, self.ingest.inbox.qsize() if self.ingest else 0)])
         metric("incidents_open", "gauge", "Incidents not yet resolved.", [({}, self.store.count_open_incidents())])
         metric("devices_online", "gauge", "Registered devices currently online.",
@@ -291,6 +285,8 @@ class Gateway:
             metric("dead_letters_total", "counter", "Notifications given up on, per channel.",
                    [({"channel": n}, v) for n, v in self.router.dead_letters_total.items()])
         if self.downlink is not None:
-            metric("commands_sent_total", "counter", "Commands published to devices, by command.",
+            metric("commands_sent_total", "counter", "Commands published to devices (resends included), by command.",
                    [({"cmd": k}, n) for k, n in self.downlink.sent_total.items()])
+        metric("commands_unsent", "gauge", "Commands to devices the broker has not acknowledged yet.",
+               [({}, self.store.count_unsent_commands())])
         return "\n".join(lines) + "\n"

@@ -129,6 +129,22 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended_by TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_device ON sessions (device, state);
+
+-- Commands to devices, written in the transaction that decided them; sent_at
+-- is set when the broker acknowledged one (PUBACK). Unsent ones are published
+-- again when the gateway starts.
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    command_id TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    cmd TEXT NOT NULL,
+    ref TEXT,
+    payload TEXT NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
 """
 
 INCIDENT_STATES = ("raised", "acknowledged", "resolved")
@@ -313,12 +329,6 @@ class Store:
             "SELECT * FROM incidents WHERE state = 'raised' AND alerted_at <= ? ORDER BY id", (cutoff,)
         )]
 
-    def undelivered_incidents(self) -> list[dict]:
-        """Open incidents from a device alarm whose device was never told it arrived."""
-        return [_incident(r) for r in self._all(
-            "SELECT * FROM incidents WHERE state != 'resolved' AND alarm_id IS NOT NULL AND delivered_at IS NULL"
-        )]
-
     def incident_for_alarm(self, alarm_id: str) -> int | None:
         row = self._one("SELECT incident_id FROM incident_alarms WHERE alarm_id = ?", (alarm_id,))
         return row["incident_id"] if row else None
@@ -329,6 +339,38 @@ class Store:
 
     def count_open_incidents(self) -> int:
         return self._one("SELECT count(*) AS n FROM incidents WHERE state != 'resolved'")["n"]
+
+    def set_delivered(self, alarm_id: str, now: float) -> dict | None:
+        """delivered_at of the alarm's incident, if not yet set; returns {id, tier, device} if it was."""
+        return self._one(
+            "UPDATE incidents SET delivered_at = ? WHERE delivered_at IS NULL"
+            " AND id = (SELECT incident_id FROM incident_alarms WHERE alarm_id = ?) RETURNING id, tier, device",
+            (now, alarm_id),
+        )
+
+    # ---- commands to devices --------------------------------------------------
+
+    def add_commands(self, now: float, commands) -> None:
+        self.db.conn.executemany(
+            "INSERT INTO outbox (command_id, created_at, site, device, cmd, ref, payload) VALUES (?,?,?,?,?,?,?)",
+            [(c.command_id, now, c.site, c.device, c.cmd, c.ref, c.payload.decode()) for c in commands],
+        )
+
+    def mark_commands_sent(self, now: float, command_ids: list[str]) -> None:
+        self.db.conn.executemany("UPDATE outbox SET sent_at = ? WHERE command_id = ? AND sent_at IS NULL",
+                                 [(now, c) for c in command_ids])
+
+    def unsent_commands(self) -> list[dict]:
+        """Oldest first."""
+        return self._all("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id")
+
+    def count_unsent_commands(self) -> int:
+        return self._one("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL")["n"]
+
+    def list_commands(self, device: str | None = None, limit: int = 200) -> list[dict]:
+        if device:
+            return self._all("SELECT * FROM outbox WHERE device = ? ORDER BY id DESC LIMIT ?", (device, limit))
+        return self._all("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", (limit,))
 
     # ---- audit --------------------------------------------------------------
 
@@ -379,12 +421,15 @@ class Store:
     def purge_personal_data(self, cutoff: float) -> dict:
         """Delete or blank personal data recorded before cutoff; return the counts.
 
-        Messages (with their locations) and rejects go; incidents and sessions
+        Messages (with their locations), rejects and sent commands (with the
+        operator's name) go; incidents and sessions
         stay as records that something happened, without where or who.
         """
         counts = {}
         counts["messages"] = self.db.execute("DELETE FROM messages WHERE received_at < ?", (cutoff,)).rowcount
         counts["rejects"] = self.db.execute("DELETE FROM rejects WHERE received_at < ?", (cutoff,)).rowcount
+        counts["commands"] = self.db.execute(
+            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?", (cutoff,)).rowcount
         counts["incidents"] = self.db.execute(
             "UPDATE incidents SET location = NULL, note = NULL WHERE state = 'resolved' AND resolved_at < ?"
             " AND (location IS NOT NULL OR note IS NOT NULL)", (cutoff,),

@@ -88,20 +88,32 @@ async def next_live(q: asyncio.Queue, match, timeout: float = 5.0) -> dict:
 class Device:
     """A wearable as the gateway sees it: a real MQTT client on the device's topics."""
 
-    def __init__(self, broker, device: str = "dev-001", site: str = "hq", boot: int = 1, will: bool = True):
+    def __init__(self, broker, device: str = "dev-001", site: str = "hq", boot: int = 1, will: bool = True,
+                 persistent: bool = False):
+        """persistent: a session the broker keeps while we are away, as the firmware's."""
         self.device, self.site, self.boot = device, site, boot
         self._seq = itertools.count(1)
         self.uptime_ms = 1_000_000
         self.commands: queue.Queue = queue.Queue()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{site}-{device}")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{site}-{device}",
+                                  clean_session=not persistent)
         if will:
             self.client.will_set(self.topic("status"), protocol.encode(
                 {"v": 1, "device": device, "state": "offline"}), qos=1, retain=True)
         self.stray: list[str] = []  # amqtt 0.12 also delivers retained messages of other topics
+        self.subscribed = threading.Event()
         self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.client.on_disconnect = lambda *args: self.subscribed.clear()
         self.client.connect(broker.host, broker.port, keepalive=60)
-        self.client.subscribe(self.topic("cmd"), qos=1)
         self.client.loop_start()
+        if not self.subscribed.wait(5):
+            raise RuntimeError(f"{device} could not subscribe to its commands at {broker.url}")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        # On every connect, as the firmware does: a restarted broker may have forgotten us.
+        client.subscribe(self.topic("cmd"), qos=1)
 
     def _on_message(self, client, userdata, message):
         if message.topic != self.topic("cmd"):
@@ -198,3 +210,54 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class HoldingProxy:
+    """A TCP relay between gateway and broker that can stop passing the
+    gateway's packets (its PUBACKs) on, as if it died right after storing."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.hold_upstream = False
+        self._server = None
+        self._writers = []
+        self._relays = set()
+
+    @property
+    def url(self):
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self):
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _relay(self, client_reader, client_writer):
+        self._relays.add(asyncio.current_task())
+        broker_reader, broker_writer = await asyncio.open_connection(self.broker.host, self.broker.port)
+        self._writers += [client_writer, broker_writer]
+
+        async def pipe(reader, writer, upstream):
+            try:
+                while data := await reader.read(65536):
+                    if not (upstream and self.hold_upstream):
+                        writer.write(data)
+                        await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pipe(client_reader, broker_writer, True), pipe(broker_reader, client_writer, False))
+
+    def drop_connections(self):
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers = []
+        self.hold_upstream = False
+
+    async def stop(self):
+        self.drop_connections()
+        self._server.close()
+        for relay in self._relays:
+            relay.cancel()
+        await asyncio.gather(*self._relays, return_exceptions=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 
-from gateway_harness import Device, GatewayProcess, make_config, next_live, running_gateway, wait_for, write_config
+from gateway_harness import (Device, GatewayProcess, HoldingProxy, make_config, next_live, running_gateway, wait_for,
+                             write_config)
 
 from gateway.config import load_config
 from gateway.store import Store
@@ -118,57 +118,6 @@ async def test_alarm_acked_only_after_commit(tmp_path, mosquitto):
         device.close()
 
 
-class HoldingProxy:
-    """A TCP relay between gateway and broker that can stop passing the
-    gateway's packets (its PUBACKs) on, as if it died right after storing."""
-
-    def __init__(self, broker):
-        self.broker = broker
-        self.hold_upstream = False
-        self._server = None
-        self._writers = []
-        self._relays = set()
-
-    @property
-    def url(self):
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    async def start(self):
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _relay(self, client_reader, client_writer):
-        self._relays.add(asyncio.current_task())
-        broker_reader, broker_writer = await asyncio.open_connection(self.broker.host, self.broker.port)
-        self._writers += [client_writer, broker_writer]
-
-        async def pipe(reader, writer, upstream):
-            try:
-                while data := await reader.read(65536):
-                    if not (upstream and self.hold_upstream):
-                        writer.write(data)
-                        await writer.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                writer.close()
-
-        await asyncio.gather(pipe(client_reader, broker_writer, True), pipe(broker_reader, client_writer, False))
-
-    def drop_connections(self):
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers = []
-        self.hold_upstream = False
-
-    async def stop(self):
-        self.drop_connections()
-        self._server.close()
-        for relay in self._relays:
-            relay.cancel()
-        await asyncio.gather(*self._relays, return_exceptions=True)
-
-
 async def test_gateway_killed_between_store_and_ack_gives_one_incident(tmp_path, mosquitto):
     proxy = HoldingProxy(mosquitto)
     await proxy.start()
@@ -227,22 +176,6 @@ async def test_bad_message_next_to_alarm_does_not_block_it(tmp_path, mosquitto, 
         assert 'lonewatch_messages_rejected_total{reason="bad_json"} 21' in gateway.metrics_text()
         device.close()
         noisy.close()
-
-
-async def test_delivered_is_sent_after_restart_if_the_gateway_died_before_sending_it(tmp_path, mosquitto):
-    from gateway.incidents import Effects, raise_alarm
-
-    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001"]})
-    store = Store(config.db)
-    with store.transaction():  # committed (and acked) by a gateway that died right after
-        raise_alarm(store, Effects(), site="hq", device="dev-001", alarm_type="panic", cause=None,
-                    now=time.time(), alarm_id="dev-001:1:1")
-    store.close()
-    device = Device(mosquitto)
-    async with running_gateway(config) as gateway:
-        assert (await device.wait_command("delivered")).body["ref"] == "dev-001:1:1"
-        await wait_for(lambda: gateway.store.get_incident(1)["delivered_at"], what="delivered_at")
-    device.close()
 
 
 async def test_alarm_sent_while_gateway_is_down_arrives_when_it_returns(tmp_path, mosquitto):

@@ -17,7 +17,9 @@ async def raised_incident(gateway, device, alarm_type="panic", **extra):
     incidents = await wait_for(lambda: [i for i in gateway.store.list_incidents() if i["alarm_id"] == body["id"]],
                                what="incident")
     await device.wait_command("delivered")
-    return incidents[0]
+    # delivered_at is set once the broker acknowledged the command (PUBACK)
+    return await wait_for(lambda: gateway.store.get_incident(incidents[0]["id"])["delivered_at"] and
+                          gateway.store.get_incident(incidents[0]["id"]), what="delivered_at")
 
 
 async def test_help_coming_sent_on_acknowledge(tmp_path, mosquitto):

@@ -17,6 +17,7 @@ async def test_health_and_metrics_describe_the_gateway(tmp_path, mosquitto):
         device.publish("alarm", b"[]")
         await wait_for(lambda: len(gateway.store.list_incidents()) == 2, what="two incidents")
         await device.wait_command("delivered")
+        await wait_for(lambda: gateway.store.count_unsent_commands() == 0, what="the broker's PUBACK noted")
         health = gateway.health()
         assert health["ok"] and health["broker_connected"] and health["db_writable"]
         assert health["ingest_backlog"] == 0 and health["open_incidents"] == 2

@@ -35,9 +35,12 @@ async def test_retention_purge_leaves_audit(tmp_path, mosquitto):
         session = await gateway.start_session("dev-001", "Ann Smith", "lab 3", "+44 7700 900123", time.time() + 600)
         await gateway.end_session(session["id"])
 
-        assert gateway.purge_expired(time.time()) == {"messages": 0, "rejects": 0, "incidents": 0, "sessions": 0}
+        # Sent commands (delivered, resolved) go too: "resolved" names the operator.
+        await wait_for(lambda: gateway.store.count_unsent_commands() == 0, what="commands acknowledged by the broker")
+        assert gateway.purge_expired(time.time()) == \
+            {"messages": 0, "rejects": 0, "commands": 0, "incidents": 0, "sessions": 0}
         counts = gateway.purge_expired(time.time() + 91 * DAY)
-        assert counts == {"messages": 2, "rejects": 0, "incidents": 1, "sessions": 1}
+        assert counts == {"messages": 2, "rejects": 0, "commands": 2, "incidents": 1, "sessions": 1}
 
         assert gateway.store.list_messages() == []
         kept = gateway.store.get_incident(incident["id"])
@@ -47,7 +50,7 @@ async def test_retention_purge_leaves_audit(tmp_path, mosquitto):
         assert (ended["worker"], ended["place"], ended["phone"]) == (None, None, None)
         audit = gateway.store.list_audit(action="retention_purge")
         assert len(audit) == 1 and audit[0]["actor"] == "gateway"
-        assert audit[0]["detail"] == "older than 90 days: 2 messages, 0 rejects, 1 incidents, 1 sessions"
+        assert audit[0]["detail"] == "older than 90 days: 2 messages, 0 rejects, 2 commands, 1 incidents, 1 sessions"
         # The purged alarm id is still known: a very late resend stays a duplicate.
         device.alarm("panic", alarm_id=body["id"])
         await device.wait_command("delivered")
