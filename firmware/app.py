@@ -105,19 +105,23 @@ class App:
     def _wall(self):
         return sntp.unix_time()
 
-    def carry_out(self, actions):
+    def carry_out(self, actions, now=None):
+        """Do what the state machine decided; `now` (ticks_ms) is when it
+        happened, so a countdown and its alarm are dated consistently."""
         cfg = self.cfg
+        if now is None:
+            now = time.ticks_ms()
         for action in actions:
             if action[0] == "alarm":
                 _, rid, atype, cause = action
-                body = protocol.alarm(cfg["device"], rid, atype, time.ticks_ms(), cause=cause,
+                body = protocol.alarm(cfg["device"], rid, atype, now, cause=cause,
                                       wall_time=self._wall(), battery_pct=self.battery_pct,
                                       location=cfg["location"])
                 self.queue("alarm", body)
             elif action[0] == "event":
                 _, rid, etype, cause, countdown = action
                 self.queue("event", protocol.event(
-                    cfg["device"], rid, etype, time.ticks_ms(), cause=cause, countdown_s=countdown,
+                    cfg["device"], rid, etype, now, cause=cause, countdown_s=countdown,
                     wall_time=self._wall(), battery_pct=self.battery_pct, location=cfg["location"]))
             elif action[0] == "feedback":
                 self.player.play(action[1])
@@ -147,7 +151,7 @@ class App:
     def on_detector(self, code, now):
         name = mandown.NAMES[code]
         if code in (mandown.FALL, mandown.NO_MOTION, mandown.TILT):
-            self.carry_out(self.states.man_down(name, now))
+            self.carry_out(self.states.man_down(name, now), now)
         elif code in (mandown.NOT_WORN, mandown.WORN):
             self.worn = code == mandown.WORN
             self.carry_out([("event", self.new_id(), name, None, None)])
@@ -252,7 +256,7 @@ class App:
                     if failures == SENSOR_FAILURES:
                         print("sensor: %d reads failed (%r)" % (failures, e))
                         self.raise_technical("sensor_failed")
-            self.carry_out(self.states.tick(now))
+            self.carry_out(self.states.tick(now), now)
             if self.states.state == alarmstate.PRE_ALARM:
                 self.player.set_background(patterns.PRE_ALARM)
             elif not self.link.online:
