@@ -245,6 +245,7 @@ class VirtualDevice:
             "LW_VBOARD_PORT": str(self.ctl_port),
             "LW_VBOARD_LOG": str(self.outputs_path),
             "LW_VBOARD_SENSOR": self.sensor,
+            "LW_VBOARD_INIT": "adc %d %d" % (PINS["battery"], self._battery_uv(self.battery_mv)),
             "HOME": str(self.workdir),
         }
         cmd = [str(MICROPYTHON)]
@@ -257,7 +258,6 @@ class VirtualDevice:
         self.boots += 1
         threading.Thread(target=self._read_console, args=(self.proc,), daemon=True).start()
         self._wait_control_ready()
-        self.battery(self.battery_mv)
         self.play(self.background, loop=True)
         if wait_online:
             self.wait_console("link: online", timeout, after=mark)
@@ -352,9 +352,13 @@ class VirtualDevice:
         path.write_bytes(b"".join(struct.pack("<hhh", *s) for s in samples))
         self._send("accel %s %d" % (path, 1 if loop else 0))
 
-    def battery(self, mv: int):
+    @staticmethod
+    def _battery_uv(mv: int) -> int:
         divider = 2  # the 100k/100k divider in hardware/pinmap.md
-        self._send("adc %d %d" % (PINS["battery"], mv * 1000 // divider))
+        return mv * 1000 // divider
+
+    def battery(self, mv: int):
+        self._send("adc %d %d" % (PINS["battery"], self._battery_uv(mv)))
 
     def wifi(self, in_range: bool):
         self._send("wifi %d" % (1 if in_range else 0))

@@ -83,6 +83,13 @@ def _command(words):
     record("ctl", "-", " ".join(words))
 
 
+def _initial_state():
+    # Inputs as they are at power-on ($LW_VBOARD_INIT: commands split by ";").
+    for command in (os.getenv("LW_VBOARD_INIT") or "").split(";"):
+        if command.strip():
+            _command(command.split())
+
+
 def poll():
     if wdt_deadline is not None and time.ticks_diff(time.ticks_ms(), wdt_deadline) > 0:
         record("wdt", "-", "expired")
@@ -119,3 +126,6 @@ def reset():
     record("reset", "-", "1")
     import sys
     sys.exit(RESET_EXIT)
+
+
+_initial_state()
