@@ -201,7 +201,7 @@ class VirtualDevice:
 
     def __init__(self, workdir: Path, config: dict | None, broker_port: int | None = None,
                  sensor="lis3dh", device_heap_kb: int | None = None, proxy=True,
-                 battery_mv=3900, background=None):
+                 battery_mv=3900, background=None, power_on_after_reset=True):
         self.workdir = Path(workdir)
         self.flash = self.workdir / "flash"
         self.flash.mkdir(parents=True, exist_ok=True)
@@ -231,6 +231,8 @@ class VirtualDevice:
         self.ctl_port = None
         self._ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.boots = 0
+        # A real board comes back up after machine.reset() or its watchdog.
+        self.power_on_after_reset = power_on_after_reset
 
     # ---- lifecycle --------------------------------------------------------
 
@@ -289,6 +291,8 @@ class VirtualDevice:
                     self._console_cv.notify_all()
         with self._console_cv:
             self._console_cv.notify_all()
+        if proc.wait() == RESET_EXIT and self.power_on_after_reset and proc is self.proc:
+            self.start(wait_online=False)
 
     def wait_console(self, pattern: str, timeout=10.0, after=0) -> str:
         """Wait for a console line matching regex `pattern` (from line index `after`)."""
@@ -320,6 +324,7 @@ class VirtualDevice:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
+        self.power_on_after_reset = False
         self.kill()
         if self.proxy:
             self.proxy.close()
@@ -362,6 +367,10 @@ class VirtualDevice:
 
     def wifi(self, in_range: bool):
         self._send("wifi %d" % (1 if in_range else 0))
+
+    def i2c_fault(self, mode: str):
+        """ok, fail (bus errors) or crash (an exception the driver does not expect)."""
+        self._send("i2c " + mode)
 
     def cut_link(self):
         self.proxy.cut()

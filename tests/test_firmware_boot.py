@@ -56,3 +56,27 @@ def test_each_boot_counts_and_the_config_can_change_over_the_air(mosquitto, desk
     dev.start()
     dev.wait_console("boot 2")
     assert (dev.flash / "boot.txt").read_text() == "2"
+
+
+def test_sensor_bus_errors_raise_a_technical_alarm(mosquitto, desk_for, device_for):
+    desk = desk_for(mosquitto)
+    dev = device_for(mosquitto)
+    desk.wait_for("status", state="online")
+    dev.i2c_fault("fail")
+    assert desk.wait_for("alarm", type="technical").body["cause"] == "sensor_failed"
+    dev.press(2300)
+    desk.wait_for("alarm", type="panic")
+
+
+def test_a_task_that_dies_resets_the_board_instead_of_running_half_alive(mosquitto, desk_for,
+                                                                        device_for):
+    desk = desk_for(mosquitto)
+    dev = device_for(mosquitto)
+    desk.wait_for("status", state="online")
+    dev.i2c_fault("crash")                      # the sensor task dies
+    dev.wait_console("task sensor died")
+    dev.wait_console("boot 2", timeout=10)      # reset and powered on again
+    second_boot = next(i for i, line in enumerate(dev.console) if "boot 2" in line)
+    dev.wait_console("link: online", after=second_boot)
+    dev.press(2300)
+    assert desk.wait_for("alarm", type="panic").body["id"].startswith("dev-001:2:")

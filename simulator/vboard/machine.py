@@ -92,6 +92,10 @@ class I2C:
         if device is None:
             raise OSError(19)  # ENODEV: no ACK from that address, as on the ESP32
         core.poll()
+        if core.i2c_fault == "fail":
+            raise OSError(5)  # EIO: no ACK mid-transfer, a loose wire
+        if core.i2c_fault == "crash":
+            raise RuntimeError("injected fault")
         return device
 
     def readfrom_mem(self, addr, reg, n):

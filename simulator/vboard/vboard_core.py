@@ -7,6 +7,8 @@
 #       adc GPIO MICROVOLTS   voltage at an ADC pin
 #       wifi 0|1              whether the access point is in range
 #       rssi DBM
+#       i2c ok|fail|crash     fault injection: bus errors (OSError) or a bug
+#                             surfacing from the driver (RuntimeError)
 #   outputs: appended to $LW_VBOARD_LOG, one line per change:
 #       EPOCH_MS KIND GPIO VALUE...
 # Every hardware access polls the control socket, so the state the firmware
@@ -30,6 +32,7 @@ trace_samples = 0
 trace_start = 0
 trace_loop = True
 wdt_deadline = None
+i2c_fault = "ok"
 
 _port = os.getenv("LW_VBOARD_PORT")
 _log_path = os.getenv("LW_VBOARD_LOG") or "vboard.log"
@@ -64,7 +67,7 @@ def record(kind, gpio, *values):
 
 
 def _command(words):
-    global wifi_in_range, rssi, trace, trace_samples, trace_start, trace_loop
+    global wifi_in_range, rssi, trace, trace_samples, trace_start, trace_loop, i2c_fault
     if words[0] == "pin":
         inputs[int(words[1])] = int(words[2])
     elif words[0] == "accel":
@@ -80,6 +83,8 @@ def _command(words):
         wifi_in_range = words[1] == "1"
     elif words[0] == "rssi":
         rssi = int(words[1])
+    elif words[0] == "i2c":
+        i2c_fault = words[1]
     record("ctl", "-", " ".join(words))
 
 
