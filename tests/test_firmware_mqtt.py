@@ -20,7 +20,7 @@ import mqtt
 got = []
 
 async def main():
-    c = mqtt.Client("dev-9", keepalive_s=2, clean_session=False,
+    c = mqtt.Client("dev-9", keepalive_s=1, clean_session=False,
                     will=("t/dev-9/status", b"offline", 1, True),
                     on_message=lambda t, p: got.append((t, p)))
     present = await c.connect("127.0.0.1", %(port)d, 5000)
@@ -33,7 +33,7 @@ async def main():
     while not got:
         await asyncio.sleep_ms(20)
     print("got", got[0][0], got[0][1].decode())
-    await asyncio.sleep_ms(5000)  # longer than keepalive: pings must keep us up
+    await asyncio.sleep_ms(2500)  # 2.5 keepalive periods: pings must keep us up
     print("still connected", c.connected)
     await c.publish("t/dev-9/alarm", b"after-pings", 1)
     sys.exit(0)  # vanish without DISCONNECT: the broker sends the will
