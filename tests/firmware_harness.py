@@ -124,14 +124,34 @@ def device_for(tmp_path):
         dev.stop()
 
 
-def fall_then_lying_still(sisfall_dir):
+def _from_before_impact(rows, seconds=3):
+    peak = max(range(len(rows)), key=lambda i: sum(v * v for v in rows[i]))
+    return rows[max(0, peak - seconds * 50):]
+
+
+def sisfall_fall(sisfall_dir):
     """A real recorded fall (SisFall F01, subject SA01), from 3 s before the
     impact; the device then holds the last sample: lying motionless."""
     path = sisfall_dir / "SA01" / "F01_SA01_R01.csv.gz"
     with gzip.open(path, "rt") as f:
         rows = [tuple(int(v) for v in line.split(",")) for line in f.read().split()[1:]]
-    peak = max(range(len(rows)), key=lambda i: sum(v * v for v in rows[i]))
-    return rows[max(0, peak - 150):]
+    return _from_before_impact(rows)
+
+
+def synthetic_fall(seed=1):
+    """simulator/traces.py's walking -> fall -> motionless, from 3 s before the impact."""
+    from simulator.traces import fall_then_motionless
+    return _from_before_impact(fall_then_motionless(seed=seed, after_s=5))
+
+
+@pytest.fixture
+def fall_trace():
+    """The recorded SisFall fall when ../shared is there, else the synthetic one."""
+    from conftest import SISFALL
+    if (SISFALL / "manifest.csv").exists():
+        return sisfall_fall(SISFALL)
+    print("SisFall not found at %s: using the synthetic fall from simulator/traces.py" % SISFALL)
+    return synthetic_fall()
 
 
 def pulses(device, name, since_ms):

@@ -8,7 +8,7 @@ this is a stricter budget than 96 KB on the device."""
 
 import time
 
-from firmware_harness import DEVICE, desk_for, device_for, fall_then_lying_still  # noqa: F401
+from firmware_harness import DEVICE, desk_for, device_for, synthetic_fall  # noqa: F401
 
 HEAP_KB = 96
 
@@ -22,7 +22,7 @@ def report(dev, label):
     return firmware_peak
 
 
-def test_panic_fall_outage_and_power_cut_on_a_96k_heap(mosquitto, desk_for, device_for, sisfall_dir):
+def test_panic_fall_outage_and_power_cut_on_a_96k_heap(mosquitto, desk_for, device_for):
     desk = desk_for(mosquitto)
     dev = device_for(mosquitto, device_heap_kb=HEAP_KB, prealarm_s=2)
     desk.wait_for("status", state="online")
@@ -33,7 +33,7 @@ def test_panic_fall_outage_and_power_cut_on_a_96k_heap(mosquitto, desk_for, devi
     desk.command("resolved", ref=panic_id)
     dev.wait_console("state delivered -> idle")
 
-    dev.play(fall_then_lying_still(sisfall_dir))        # fall -> pre-alarm -> alarm
+    dev.play(synthetic_fall())                          # fall -> pre-alarm -> alarm
     desk.wait_for("event", type="pre_alarm_started", timeout=15)
     desk.wait_for("alarm", type="man_down", timeout=10)
 

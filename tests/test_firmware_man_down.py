@@ -1,19 +1,20 @@
-"""Firmware in the loop, man-down path: a real recorded fall played through
-the virtual accelerometer's registers gives a pre-alarm the wearer feels,
-then an alarm with its cause, unless a press says "I'm OK" first."""
+"""Firmware in the loop, man-down path: a real recorded fall (SisFall; the
+synthetic one from simulator/traces.py when ../shared is absent) played
+through the virtual accelerometer's registers gives a pre-alarm the wearer
+feels, then an alarm with its cause, unless a press says "I'm OK" first."""
 
 import time
 
-from firmware_harness import (buzzer_tones, desk_for, device_for,  # noqa: F401
-                              fall_then_lying_still, now_ms, pulses)
+from firmware_harness import (buzzer_tones, desk_for, device_for, fall_trace,  # noqa: F401
+                              now_ms, pulses, synthetic_fall)
 
 
-def test_fall_gives_pre_alarm_then_man_down_alarm(any_broker, desk_for, device_for, sisfall_dir):
+def test_fall_gives_pre_alarm_then_man_down_alarm(any_broker, desk_for, device_for, fall_trace):
     desk = desk_for(any_broker)
     dev = device_for(any_broker, prealarm_s=2)
     desk.wait_for("status", state="online")
     t0 = now_ms()
-    dev.play(fall_then_lying_still(sisfall_dir))
+    dev.play(fall_trace)
     started = desk.wait_for("event", type="pre_alarm_started", timeout=15)
     assert started.body["cause"] == "fall" and started.body["countdown_s"] == 2
     alarm = desk.wait_for("alarm", type="man_down", timeout=10)
@@ -26,11 +27,11 @@ def test_fall_gives_pre_alarm_then_man_down_alarm(any_broker, desk_for, device_f
 
 
 def test_press_during_pre_alarm_cancels_it_and_no_alarm_follows(any_broker, desk_for, device_for,
-                                                                 sisfall_dir):
+                                                                 fall_trace):
     desk = desk_for(any_broker)
     dev = device_for(any_broker, prealarm_s=2)
     desk.wait_for("status", state="online")
-    dev.play(fall_then_lying_still(sisfall_dir))
+    dev.play(fall_trace)
     dev.wait_console("state idle -> pre_alarm", timeout=15)
     dev.press(150)
     cancelled = desk.wait_for("event", type="pre_alarm_cancelled")
@@ -39,11 +40,11 @@ def test_press_during_pre_alarm_cancels_it_and_no_alarm_follows(any_broker, desk
     assert desk.of("alarm") == []
 
 
-def test_mpu6050_board_detects_the_same_fall(mosquitto, desk_for, device_for, sisfall_dir):
+def test_mpu6050_board_detects_a_synthetic_fall(mosquitto, desk_for, device_for):
     desk = desk_for(mosquitto)
     dev = device_for(mosquitto, sensor="mpu6050", prealarm_s=1)
     desk.wait_for("status", state="online")
-    dev.play(fall_then_lying_still(sisfall_dir))
+    dev.play(synthetic_fall())
     assert desk.wait_for("alarm", type="man_down", timeout=20).body["cause"] == "fall"
 
 
