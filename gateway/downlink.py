@@ -122,6 +122,6 @@ def mark_sent(store: Store, effects, commands: list[Command], now: float) -> Non
     """The broker has these commands; in the caller's transaction. A 'delivered'
     command sets the incident's delivered_at the first time."""
     store.mark_commands_sent(now, [c.command_id for c in commands])
-    for command in commands:
-        if command.cmd == "delivered":
-            mark_delivered(store, effects, command.ref, now)
+    delivered = [c.ref for c in commands if c.cmd == "delivered"]
+    if delivered:
+        mark_delivered(store, effects, delivered, now)

@@ -168,10 +168,8 @@ def escalate_unacknowledged(store: Store, effects: Effects, ack_timeout_s: float
         effects.incidents.append((incident["id"], "escalated", tier))
 
 
-def mark_delivered(store: Store, effects: Effects, alarm_id: str, now: float) -> None:
-    """The broker has the device's "delivered" for this alarm: note it once on the incident."""
-    changed = store.set_delivered(alarm_id, now)
-    if changed is not None:
-        store.audit(now, "gateway", "delivered", f"told {changed['device']} that alarm {alarm_id} is stored",
-                    changed["id"])
+def mark_delivered(store: Store, effects: Effects, alarm_ids: list[str], now: float) -> None:
+    """The broker has the devices' "delivered" for these alarms: note it once per incident."""
+    for changed in store.set_delivered(alarm_ids, now):
+        store.audit(now, "gateway", "delivered", f"told {changed['device']} that its alarm is stored", changed["id"])
         effects.incidents.append((changed["id"], "delivered", changed["tier"]))

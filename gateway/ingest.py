@@ -1,6 +1,6 @@
 """Ingest: MQTT in, SQLite committed, then PUBACK.
 
-    paho network thread --on_message--> inbox (queue.Queue)
+    paho network thread --on_message--> inbox (queue.SimpleQueue)
         --> writer thread: validate, store, make incidents for a small batch
             in ONE transaction (group commit), then PUBACK each message in
             the order received (MQTT 3.1.1 section 4.6)
@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import logging
 import queue
+import socket
 import sqlite3
 import threading
 import time
@@ -86,6 +87,15 @@ class Counters:
         """Messages per second over the last 10 s."""
         return sum(n for t, n in list(self._recent) if t >= now - 10.0) / 10.0
 
+    def snapshot(self) -> tuple:
+        """What a batch counts, so a batch that rolls back can take its counts back."""
+        return (dict(self.received), dict(self.rejected), self.duplicates, self.location_dropped, self.unregistered)
+
+    def restore(self, saved: tuple) -> None:
+        received, rejected, self.duplicates, self.location_dropped, self.unregistered = saved
+        self.received.update(received)
+        self.rejected.update(rejected)
+
 
 def _alarm_topic_device(topic: str) -> tuple[str, str] | None:
     """(site, device) of something published on an alarm topic, even if invalid."""
@@ -111,7 +121,7 @@ class Ingest:
         self.config = config
         self.store = store
         self.counters = Counters()
-        self.inbox: queue.Queue = queue.Queue()
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()  # C-implemented: cheap per message
         self.db_ok = True
         self.connected_since: float | None = None
         self._on_committed = on_committed
@@ -138,6 +148,7 @@ class Ingest:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
         self.client = client
         self.downlink = Downlink(client, config.gateway.id, on_sent=self.inbox.put)
 
@@ -196,6 +207,11 @@ class Ingest:
         client.subscribe(SUBSCRIPTIONS)
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
 
+    def _on_socket_open(self, client, userdata, sock):
+        # PUBACKs and commands are tiny: without this, Nagle's algorithm holds
+        # one back until the broker's delayed ACK (up to ~40 ms) arrives.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _on_connect_fail(self, client, userdata):
         self._connect_error = "connection failed"
 
@@ -249,13 +265,23 @@ class Ingest:
                 self._loop.call_soon_threadsafe(self._on_committed, effects)
 
     def _commit(self, batch: list[Received], sent: list[Command]) -> Effects | None:
+        """Commit the batch; None if told to stop while the database refuses.
+
+        Fast path: the whole batch in one transaction. Should handling a
+        message fail unexpectedly (a bug, not the database), the batch is
+        rolled back and done again carefully, each message in a savepoint of
+        its own, so that one message is kept as an internal_error reject and
+        the others are stored as usual.
+        """
         attempt = 0
+        careful = False
         while True:
             effects = Effects()
+            counted = self.counters.snapshot()
             try:
                 with self.store.transaction():
                     for item in batch:
-                        self._record(item, effects)
+                        self._record(item, effects, careful)
                     if sent:
                         downlink.mark_sent(self.store, effects, sent, time.time())
                     self.downlink.store(self.store, effects)
@@ -263,8 +289,13 @@ class Ingest:
                 if batch:
                     self.counters.note_batch(time.time(), len(batch))
                 return effects
-            except sqlite3.Error as exc:
-                # Nothing was committed and nothing is acked: retry the same batch.
+            except Exception as exc:
+                self.counters.restore(counted)
+                if not careful and not isinstance(exc, sqlite3.OperationalError):
+                    careful = True  # a bug handling some message: find which, keep the others
+                    continue
+                # The database is unwell (locked, full), or the batch's own work
+                # failed: nothing was committed and nothing is acked; retry the same batch.
                 self.db_ok = False
                 self.counters.store_retries += 1
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
@@ -281,7 +312,7 @@ class Ingest:
                     self.client.ack(item.mid, item.qos)
                     self.counters.acked += 1
 
-    def _record(self, item: Received, effects: Effects) -> None:
+    def _record(self, item: Received, effects: Effects, careful: bool) -> None:
         """Store one message and everything it implies, in the caller's transaction."""
         if item.topic.startswith(GATEWAY_TOPICS):
             return  # gateways' own status (ours included) matches lonewatch/v1/+/+/status
@@ -293,13 +324,18 @@ class Ingest:
         if message.kind not in protocol.UPLINK_KINDS:
             self._reject(item, "bad_topic", f"{message.kind} is not an uplink topic", effects)
             return
+        if not careful:
+            self._accept(message, item.received_at, effects)
+            return
         own = Effects()  # kept only if this message's changes are
+        counted = self.counters.snapshot()
         try:
-            with self.store.transaction():  # a savepoint: a bug here loses only this message's changes
+            with self.store.savepoint():  # a bug here loses only this message's changes
                 self._accept(message, item.received_at, own)
         except sqlite3.OperationalError:
             raise  # the database itself is unwell: retry the batch
         except Exception as exc:  # a bug must not stop the ingest; keep the evidence instead
+            self.counters.restore(counted)
             log.exception("internal error handling %s", item.topic)
             self._reject(item, "internal_error", f"{type(exc).__name__}: {exc}", effects)
         else:

@@ -118,8 +118,10 @@ class Gateway:
     # ---- after a commit (runs on the event loop) ----------------------------
 
     def _apply(self, effects: Effects) -> None:
+        # One query for all the incidents of an ingest batch (often many alarms of a few incidents).
+        current = self.store.get_incidents(i for i, _, _ in effects.incidents) if effects.incidents else {}
         for incident_id, event, tier in effects.incidents:
-            incident = self.store.get_incident(incident_id)
+            incident = current[incident_id]
             self._publish_live({"type": "incident", "event": event, "incident": incident})
             if event in ROUTED_EVENTS:
                 try:

@@ -90,7 +90,9 @@ CREATE TABLE IF NOT EXISTS incidents (
     resolution TEXT,
     note TEXT
 );
-CREATE INDEX IF NOT EXISTS incidents_open ON incidents (device, state);
+-- A device's open incidents, oldest first, with no sort: every alarm looks here.
+DROP INDEX IF EXISTS incidents_open;
+CREATE INDEX IF NOT EXISTS incidents_open_by_device ON incidents (device, id) WHERE state != 'resolved';
 
 -- Every alarm id that went into an incident: the dedup key.
 CREATE TABLE IF NOT EXISTS incident_alarms (
@@ -175,6 +177,8 @@ class Store:
         self.lock = threading.RLock()
         self.db.enable_wal()
         self.db.execute("PRAGMA synchronous=FULL")
+        # Sorts in memory: with the default, a query's sorter can open a temporary file.
+        self.db.execute("PRAGMA temp_store=MEMORY")
         with self.lock:
             self.db.conn.executescript(SCHEMA)
 
@@ -184,30 +188,52 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self):
-        """One atomic unit of work; nested calls join the outer transaction."""
+        """One atomic unit of work; nested calls are savepoints within the outer transaction."""
         with self.lock, self.db.atomic():
             yield self
 
+    @contextlib.contextmanager
+    def savepoint(self):
+        """Inside a transaction: undo only this part if it raises. One fixed
+        name (SQLite releases the innermost of that name), so the statements
+        stay in the connection's cache, unlike a fresh random name per call."""
+        conn = self.db.conn
+        conn.execute("SAVEPOINT part")
+        try:
+            yield self
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO part")
+                conn.execute("RELEASE part")
+            raise
+        conn.execute("RELEASE part")
+
+    # The hot path (every message, several statements each) goes to the
+    # sqlite3 connection directly: sqlite-utils' execute() adds its own checks
+    # per call, and the writes here always run inside transaction().
+
     def _all(self, sql: str, params=()) -> list[dict]:
         with self.lock:
-            cursor = self.db.execute(sql, params)
+            cursor = self.db.conn.execute(sql, params)
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def _one(self, sql: str, params=()) -> dict | None:
-        rows = self._all(sql, params)
-        return rows[0] if rows else None
+        with self.lock:
+            cursor = self.db.conn.execute(sql, params)
+            row = cursor.fetchone()
+            return None if row is None else dict(zip([d[0] for d in cursor.description], row))
 
     def _write(self, sql: str, params=()) -> int:
         """Run one statement inside the caller's transaction; return lastrowid."""
-        return self.db.execute(sql, params).lastrowid
+        return self.db.conn.execute(sql, params).lastrowid
 
     # ---- messages -----------------------------------------------------------
 
     def add_message(self, received_at, site, device, kind, body, msg_id=None,
                     device_time=None, event_time=None, skew_s=None) -> bool:
         """Append one accepted message; False if its protocol id was seen before."""
-        cursor = self.db.execute(
+        cursor = self.db.conn.execute(
             "INSERT OR IGNORE INTO messages (received_at, site, device, kind, msg_id, type,"
             " device_time, event_time, skew_s, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (received_at, site, device, kind, msg_id, body.get("type"),
@@ -304,6 +330,15 @@ class Store:
     def get_incident(self, incident_id: int) -> dict | None:
         return _incident(self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
 
+    def get_incidents(self, incident_ids) -> dict[int, dict]:
+        """By id, in one query (the ids of one batch of changes)."""
+        ids = list(dict.fromkeys(incident_ids))
+        rows = []
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[start:start + 500]
+            rows += self._all(f"SELECT * FROM incidents WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        return {row["id"]: _incident(row) for row in rows}
+
     def list_incidents(self, limit: int = 200, state: str | None = None) -> list[dict]:
         """Newest first. state: 'raised', 'acknowledged', 'resolved' or 'open' (not resolved)."""
         if state == "open":
@@ -340,13 +375,16 @@ class Store:
     def count_open_incidents(self) -> int:
         return self._one("SELECT count(*) AS n FROM incidents WHERE state != 'resolved'")["n"]
 
-    def set_delivered(self, alarm_id: str, now: float) -> dict | None:
-        """delivered_at of the alarm's incident, if not yet set; returns {id, tier, device} if it was."""
-        return self._one(
-            "UPDATE incidents SET delivered_at = ? WHERE delivered_at IS NULL"
-            " AND id = (SELECT incident_id FROM incident_alarms WHERE alarm_id = ?) RETURNING id, tier, device",
-            (now, alarm_id),
-        )
+    def set_delivered(self, alarm_ids: list[str], now: float) -> list[dict]:
+        """delivered_at of these alarms' incidents where not yet set; returns those [{id, tier, device}]."""
+        rows = []
+        for start in range(0, len(alarm_ids), 500):  # SQLite's limit on bound parameters
+            chunk = alarm_ids[start:start + 500]
+            rows += self._all(
+                "UPDATE incidents SET delivered_at = ? WHERE delivered_at IS NULL AND id IN"
+                f" (SELECT incident_id FROM incident_alarms WHERE alarm_id IN ({','.join('?' * len(chunk))}))"
+                " RETURNING id, tier, device", (now, *chunk))
+        return rows
 
     # ---- commands to devices --------------------------------------------------
 

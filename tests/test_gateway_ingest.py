@@ -189,3 +189,48 @@ async def test_alarm_sent_while_gateway_is_down_arrives_when_it_returns(tmp_path
         assert incidents[0]["alarm_id"] == body["id"]
         assert (await device.wait_command("delivered")).body["ref"] == body["id"]
     device.close()
+
+
+async def test_a_bug_handling_one_message_loses_only_that_message(tmp_path, mosquitto, monkeypatch, caplog):
+    """The gateway's own code fails on one message of a batch: that message is
+    kept as an internal_error reject, the rest of its batch is stored once and
+    counted once, and everything is acknowledged."""
+    from gateway import supervision
+
+    real_battery_reported = supervision.battery_reported
+
+    def battery_reported_with_a_bug(store, effects, config, site, device, pct, now, before):
+        if device == "dev-002":
+            raise KeyError("a bug")
+        real_battery_reported(store, effects, config, site, device, pct, now, before)
+
+    monkeypatch.setattr(supervision, "battery_reported", battery_reported_with_a_bug)
+    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001", "dev-002"]})
+    async with running_gateway(config) as gateway:
+        device, buggy = Device(mosquitto), Device(mosquitto, device="dev-002")
+        # Hold the writer on its first batch so that the next three messages form one batch.
+        blocker = sqlite3.connect(config.gateway.db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        device.heartbeat()
+        await wait_for(lambda: gateway.ingest.counters.store_retries, timeout=10, what="the writer held")
+        body = device.alarm("panic")
+        buggy.publish("heartbeat", {"v": 1, "device": "dev-002", "uptime_ms": 5, "battery_pct": 80, "fw": "x"}, qos=1)
+        device.heartbeat(battery_pct=75)
+        await wait_for(lambda: gateway.ingest.inbox.qsize() >= 3, what="three messages waiting")
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+        await wait_for(lambda: gateway.ingest.counters.rejected["internal_error"] == 1, what="the internal error")
+        assert [i["alarm_id"] for i in gateway.store.list_incidents()] == [body["id"]]
+        stored = [(m["device"], m["kind"]) for m in reversed(gateway.store.list_messages())]
+        assert stored == [("dev-001", "heartbeat"), ("dev-001", "alarm"), ("dev-001", "heartbeat")]
+        reject = gateway.store.list_rejects()[0]
+        assert (reject["device"], reject["reason"]) == ("dev-002", "internal_error") and "a bug" in reject["detail"]
+        counters = gateway.ingest.counters
+        # Counted once although the batch was done twice; the faulty one only as a reject.
+        assert (counters.received["alarm"], counters.received["heartbeat"]) == (1, 2)
+        # The QoS 1 ones: the alarm, the faulty heartbeat, and the gateway's own retained status.
+        await wait_for(lambda: counters.acked == 3, what="three acks")
+        assert any("internal error handling" in r.getMessage() for r in caplog.records)
+        device.close()
+        buggy.close()
