@@ -86,7 +86,8 @@ class App:
         self.states = alarmstate.AlarmStates(cfg["prealarm_s"], self.new_id)
         self.gestures = gestures.Gestures(cfg["hold_ms"], cfg["panic_presses"], cfg["press_window_ms"])
         self.detector = mandown.Detector(cfg["mandown"])
-        self.link = link.Link(cfg, self.board.wlan, self.box, self.on_command, self.on_online)
+        self.link = link.Link(cfg, boot, self.board.wlan, self.box, self.on_command,
+                              self.on_online)
         self.sensor = None
         self.progress = {}  # task name -> ticks_ms of its last loop
         self.heap_peak = 0

@@ -19,8 +19,9 @@ IDLE_CHECK_MS = 1000
 
 
 class Link:
-    def __init__(self, cfg, wlan, box, on_command, on_online=None):
+    def __init__(self, cfg, boot, wlan, box, on_command, on_online=None):
         self.cfg = cfg
+        self.boot = boot
         self.wlan = wlan
         self.box = box
         self.on_online = on_online
@@ -108,7 +109,9 @@ class Link:
             if kind == HEARTBEAT:
                 data = payload.encode()
             else:
-                data = protocol.encode_for_send(json.loads(payload), time.ticks_ms())
+                body = json.loads(payload)
+                data = protocol.encode_for_send(
+                    body, protocol.sent_uptime(body, time.ticks_ms(), self.boot))
             qos = protocol.QOS[kind]
             try:
                 await self.client.publish(self.topic_base + kind, data, qos, False, timeout)

@@ -94,6 +94,17 @@ def encode_for_send(body, sent_uptime_ms):
     return data
 
 
+def sent_uptime(body, now_ms, boot):
+    """The sent_uptime_ms for a record leaving the outbox now. A record from
+    an earlier boot was timed on a clock that restarted at 0: how long it
+    waited is unknown, so it is sent as if it had not waited (the gateway then
+    dates it on receipt, and its wall `time`, when it has one, stays exact)
+    rather than with a difference that means nothing or breaks the contract."""
+    if body["id"].split(":")[1] != str(boot):
+        return body["uptime_ms"]
+    return now_ms
+
+
 def parse_cmd(payload):
     """Decode a downlink command; None if it is not one we understand."""
     try:

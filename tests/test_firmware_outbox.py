@@ -135,8 +135,26 @@ def test_empty_outbox_truncates_the_log(scratch):
     assert os.stat(path)[6] == 0
 
 
+def test_record_from_an_earlier_boot_is_sent_as_not_having_waited(scratch):
+    # The ESP32's uptime restarts at 0: after a reboot, "now" can be far below
+    # the uptime at which an old record was raised.
+    import protocol
+    old = protocol.alarm("dev-001", "dev-001:7:3", "panic", 3600000)
+    assert protocol.sent_uptime(old, 5000, boot=8) == 3600000
+    new = protocol.alarm("dev-001", "dev-001:8:1", "panic", 4000)
+    assert protocol.sent_uptime(new, 5000, boot=8) == 5000
+
+
 if sys.implementation.name == "cpython":
     import pytest
+
+    def test_replayed_records_from_an_earlier_boot_are_valid_for_the_gateway(tmp_path):
+        import protocol
+        from gateway.protocol import parse_message
+        old = protocol.alarm("dev-001", "dev-001:7:3", "panic", 3600000)
+        data = protocol.encode_for_send(old, protocol.sent_uptime(old, 5000, boot=8))
+        msg = parse_message("lonewatch/v1/hq/dev-001/alarm", data)
+        assert msg.body["sent_uptime_ms"] == msg.body["uptime_ms"]
 
     from micropython_cases import run_cases_under_micropython
 

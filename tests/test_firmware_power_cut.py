@@ -55,6 +55,7 @@ def test_alarms_in_the_outbox_survive_a_power_cut_and_arrive_after_restart(any_b
     assert ids[:2] == ["%s:1:1" % DEVICE, "%s:1:2" % DEVICE]
     assert third.body["id"].startswith("%s:2:" % DEVICE)  # new boot, new ids
     assert len(set(ids)) == 3
+    assert desk.invalid == []
 
 
 def test_torn_outbox_record_from_a_cut_mid_write_leaves_the_rest_deliverable(mosquitto, desk_for,
@@ -72,6 +73,7 @@ def test_torn_outbox_record_from_a_cut_mid_write_leaves_the_rest_deliverable(mos
     desk.wait_for("alarm", count=3)
     ids = [a.body["id"] for a in desk.of("alarm")]
     assert ids[:2] == ["%s:1:1" % DEVICE, "%s:1:2" % DEVICE] and ids[2].startswith(DEVICE + ":2:")
+    assert desk.invalid == []
 
 
 def test_full_outbox_sheds_events_never_an_alarm(mosquitto, desk_for, device_for):
