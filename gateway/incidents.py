@@ -13,7 +13,6 @@ outbox in the same transaction (gateway.downlink), so none is lost either.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from gateway.store import Store
@@ -94,16 +93,12 @@ def raise_alarm(store: Store, effects: Effects, *, site: str, device: str, alarm
             effects.commands.append((site, device, "delivered", {"ref": alarm_id}))
             return known
     same = PERSON_TYPES if alarm_type in PERSON_TYPES else ("technical",)
-    open_incident = store.open_incident_for(device, same, None if alarm_type in PERSON_TYPES else cause)
-    if open_incident is not None:
-        incident_id = open_incident["id"]
-        changes = {"alarm_count": open_incident["alarm_count"] + 1}
-        if location:
-            changes["location"] = json.dumps(location)
-        store.update_incident(incident_id, **changes)
+    attached = store.attach_to_open_incident(device, same, None if alarm_type in PERSON_TYPES else cause, location)
+    if attached is not None:
+        incident_id = attached["id"]
         store.audit(now, actor, "attached", f"{alarm_type}" + (f" ({cause})" if cause else "")
                     + (f" alarm {alarm_id}" if alarm_id else ""), incident_id)
-        effects.incidents.append((incident_id, "attached", open_incident["tier"]))
+        effects.incidents.append((incident_id, "attached", attached["tier"]))
     else:
         text = summary or summary_of(device, site, alarm_type, cause, registered)
         incident_id = store.create_incident(

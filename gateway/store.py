@@ -349,14 +349,18 @@ class Store:
             rows = self._all("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,))
         return [_incident(r) for r in rows]
 
-    def open_incident_for(self, device: str, types: tuple[str, ...], cause: str | None = None) -> dict | None:
-        marks = ",".join("?" for _ in types)
-        sql = f"SELECT * FROM incidents WHERE device = ? AND state != 'resolved' AND type IN ({marks})"
-        params = [device, *types]
+    def attach_to_open_incident(self, device: str, types: tuple[str, ...], cause: str | None,
+                                location: dict | None) -> dict | None:
+        """Count one more alarm on the device's oldest open incident of these types
+        (and cause, if given), in one statement; returns {id, tier}, or None if there is none."""
+        open_one = f"SELECT id FROM incidents WHERE device = ? AND state != 'resolved' AND type IN ({','.join('?' * len(types))})"
+        params = [json.dumps(location) if location else None, device, *types]
         if cause is not None:
-            sql += " AND cause = ?"
+            open_one += " AND cause = ?"
             params.append(cause)
-        return _incident(self._one(sql + " ORDER BY id LIMIT 1", params))
+        return self._one(
+            "UPDATE incidents SET alarm_count = alarm_count + 1, location = COALESCE(?, location)"
+            f" WHERE id = ({open_one} ORDER BY id LIMIT 1) RETURNING id, tier", params)
 
     def incidents_due_for_escalation(self, cutoff: float) -> list[dict]:
         """Raised (unacknowledged) incidents last alerted before cutoff."""
