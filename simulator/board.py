@@ -385,6 +385,7 @@ class VirtualDevice:
         rows = []
         if not self.outputs_path.exists():
             return rows
+        since_ms = int(since_ms)  # the board stamps whole milliseconds; loopback MQTT is faster
         for line in self.outputs_path.read_text().splitlines():
             parts = line.split()
             if len(parts) < 3 or int(parts[0]) < since_ms:

@@ -62,21 +62,24 @@ def test_desk_answers_reach_the_wearer_as_distinct_patterns(mosquitto, desk_for,
     desk.command("help_coming", ref=alarm_id, by="desk")
     dev.wait_console("state delivered -> help_coming")
     wait_quiet(dev, t_help)
-    assert buzzer_tones(dev, t_help) == [1800, 2700, 2700]  # rising: help is coming
-    assert pulses(dev, "vibration", t_help) == 3
+    seen = (t_help, dev.outputs(t_help - 1500))
+    assert buzzer_tones(dev, t_help) == [1800, 2700, 2700], seen  # rising: help is coming
+    assert pulses(dev, "vibration", t_help) == 3, seen
 
     t_resolved = now_ms()
     desk.command("resolved", ref=alarm_id)
     dev.wait_console("state help_coming -> idle")
     wait_quiet(dev, t_resolved)
-    assert buzzer_tones(dev, t_resolved) == []
-    assert pulses(dev, "vibration", t_resolved) == 1
+    seen = (t_resolved, dev.outputs(t_resolved - 1500))
+    assert buzzer_tones(dev, t_resolved) == [], seen
+    assert pulses(dev, "vibration", t_resolved) == 1, seen
 
     t_due = now_ms()
     desk.command("session_due", due_in_s=300)
     dev.wait_console("cmd: session_due")
     wait_quiet(dev, t_due)
-    assert pulses(dev, "vibration", t_due) == 2 and buzzer_tones(dev, t_due) == []
+    seen = (t_due, dev.outputs(t_due - 1500))
+    assert pulses(dev, "vibration", t_due) == 2 and buzzer_tones(dev, t_due) == [], seen
 
     mark = dev.mark()
     desk.command("ping")
