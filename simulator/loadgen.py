@@ -2,7 +2,8 @@
 not share a CPU or a GIL with what it measures.
 
   python -m simulator.loadgen burst --port P --count N
-      publish N valid QoS 1 alarms as fast as the broker takes them
+      publish N valid QoS 1 messages as fast as the broker takes them
+      (--mix fleet: events and alarms as a fleet sends them; --mix alarms: alarms only)
   python -m simulator.loadgen heartbeats --port P --devices 1000 --seconds S
       1,000 devices, each on its own MQTT connection, heartbeating every 30 s
 
@@ -25,20 +26,38 @@ import paho.mqtt.client as mqtt
 from gateway import protocol
 
 
-def burst_alarm(n: int, run: str, devices: int) -> tuple[str, bytes]:
+# What devices send at QoS 1 over a lone-work shift, in proportion: each
+# device starts a session, checks in, has a cancelled pre-alarm now and then,
+# ends the session; one message in ten is an alarm.
+FLEET_MIX = ("session_start", "check_in", "check_in", "pre_alarm_started", "pre_alarm_cancelled",
+             "check_in", "check_in", "alarm", "check_in", "session_end")
+MIXES = ("fleet", "alarms")
+
+
+def burst_message(n: int, run: str, devices: int, mix: str) -> tuple[str, bytes]:
     device = f"burst-{n % devices:04d}"
+    what = "alarm" if mix == "alarms" else FLEET_MIX[(n // devices) % len(FLEET_MIX)]
     body = {"v": 1, "device": device, "id": f"{device}:{run}:{n}", "type": "panic",
             "uptime_ms": 1000 + n, "sent_uptime_ms": 1000 + n}
-    return protocol.topic("bench", device, "alarm"), protocol.encode(body)
+    if what == "alarm":
+        return protocol.topic("bench", device, "alarm"), protocol.encode(body)
+    body["type"] = what
+    if what.startswith("pre_alarm"):
+        body["cause"] = "fall"
+    if what == "pre_alarm_started":
+        body["countdown_s"] = 20
+    if what == "session_start":
+        body["duration_s"] = 3600
+    return protocol.topic("bench", device, "event"), protocol.encode(body)
 
 
-def burst(host: str, port: int, count: int, devices: int, run: str) -> None:
+def burst(host: str, port: int, count: int, devices: int, run: str, mix: str) -> None:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-burst-{run}")
     client.max_inflight_messages_set(200)
     client.max_queued_messages_set(0)
     client.connect(host, port, keepalive=60)
     client.loop_start()
-    infos = [client.publish(*burst_alarm(n, run, devices), qos=1) for n in range(count)]
+    infos = [client.publish(*burst_message(n, run, devices, mix), qos=1) for n in range(count)]
     for info in infos:
         info.wait_for_publish(120)
     client.disconnect()
@@ -115,6 +134,7 @@ def main(argv=None) -> int:
     b.add_argument("--count", type=int, default=10000)
     b.add_argument("--devices", type=int, default=100)
     b.add_argument("--run", default=str(int(time.time())), help="stands for the boot counter in alarm ids")
+    b.add_argument("--mix", choices=MIXES, default="fleet")
     h = sub.add_parser("heartbeats")
     h.add_argument("--host", default="127.0.0.1")
     h.add_argument("--port", type=int, required=True)
@@ -123,7 +143,7 @@ def main(argv=None) -> int:
     h.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
     if args.what == "burst":
-        burst(args.host, args.port, args.count, args.devices, args.run)
+        burst(args.host, args.port, args.count, args.devices, args.run, args.mix)
     else:
         sent = asyncio.run(heartbeats(args.host, args.port, args.devices, args.interval, args.seconds))
         print(json.dumps({"heartbeats_sent": sent}), flush=True)

@@ -18,6 +18,7 @@ def test_bench_gateway_prints_table_and_json_summary():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert {"bare_rate", "gateway_rate", "ratio", "p50_ms", "p99_ms"} <= set(summary)
+    assert {"bare_rate", "gateway_rate", "ratio", "alarm_ratio", "p50_ms", "p99_ms"} <= set(summary)
     assert summary["probes"] == 10 and summary["bare_rate"] > 0 and summary["gateway_rate"] > 0
     assert any(line.startswith("publish -> live feed p99") for line in lines)
+    assert any(line.startswith("gateway, alarms burst") for line in lines)
