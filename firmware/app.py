@@ -193,6 +193,10 @@ class App:
         self.link.cfg = new
         self.states.prealarm_s = new["prealarm_s"]
         self.player.silent = new["silent"]
+        # Keep the learned upright: relearning it would need a walk first,
+        # and until then a wearer bent over a bench could read as tilted.
+        if self.detector.upright is not None:
+            detector.assume_upright(*self.detector.upright)
         self.detector = detector
         print("cmd: config applied %s" % json.dumps(changes))
 
