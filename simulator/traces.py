@@ -185,6 +185,14 @@ class _Body:
             self._emit(gx * (lift - 1), gy * (lift - 1), gz * (lift - 1), pitch=p, roll=r)
         self.pitch, self.roll = to_pitch, to_roll
 
+    def fall_to_floor(self, impact_mg=None):
+        """Support lost while the trunk turns towards lying, then the hit
+        (impact_mg added to gravity; by default a firm 3-6 g)."""
+        rng = self.rng
+        self.free_fall(rng.uniform(0.4, 0.6), rng.choice((1, -1)) * rng.uniform(75, 100),
+                       rng.uniform(-30, 30))
+        self.impact(impact_mg or rng.uniform(3000, 6000))
+
 
 def fall_then_motionless(seed=0, orientation=(0, 0, 0), after_s=180, impact_mg=None):
     """Walking, a fall with an impact, then lying motionless (breathing only).
@@ -193,9 +201,7 @@ def fall_then_motionless(seed=0, orientation=(0, 0, 0), after_s=180, impact_mg=N
     rng = b.rng
     b.walk(60)
     b.turn_to(rng.uniform(10, 25), rng.uniform(-10, 10), 0.3, jolt_mg=300)  # trip
-    b.free_fall(rng.uniform(0.4, 0.6), rng.choice((1, -1)) * rng.uniform(75, 100),
-                rng.uniform(-30, 30))
-    b.impact(impact_mg or rng.uniform(3000, 6000))
+    b.fall_to_floor(impact_mg)
     b.rest(after_s, breath_deg=0.8)
     return b.samples
 
@@ -203,11 +209,8 @@ def fall_then_motionless(seed=0, orientation=(0, 0, 0), after_s=180, impact_mg=N
 def fall_then_recovers(seed=0, orientation=(0, 0, 0), down_s=15, after_s=30):
     """Walking, a fall, a few seconds on the floor, then getting up and walking on."""
     b = _Body(seed, orientation)
-    rng = b.rng
     b.walk(60)
-    b.free_fall(rng.uniform(0.4, 0.6), rng.choice((1, -1)) * rng.uniform(75, 100),
-                rng.uniform(-30, 30))
-    b.impact(rng.uniform(3000, 6000))
+    b.fall_to_floor()
     b.rest(down_s, breath_deg=1.0)
     b.turn_to(30, 0, 1.5, jolt_mg=400)  # onto the knees
     b.turn_to(0, 0, 1.5, jolt_mg=400)   # and up
@@ -218,11 +221,8 @@ def fall_then_recovers(seed=0, orientation=(0, 0, 0), down_s=15, after_s=30):
 def fall_then_struggles(seed=0, orientation=(0, 0, 0), struggle_s=90):
     """Walking, a fall, then moving on the floor without getting up (injured)."""
     b = _Body(seed, orientation)
-    rng = b.rng
     b.walk(60)
-    b.free_fall(rng.uniform(0.4, 0.6), rng.choice((1, -1)) * rng.uniform(75, 100),
-                rng.uniform(-30, 30))
-    b.impact(rng.uniform(3000, 6000))
+    b.fall_to_floor()
     b.struggle(struggle_s)
     return b.samples
 
