@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import shutil
 import subprocess
@@ -115,6 +116,20 @@ class AmqttBroker:
 @pytest.fixture
 def amqtt_broker():
     broker = AmqttBroker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def persistent_mosquitto(tmp_path):
+    """mosquitto keeping sessions and queued QoS 1 messages across its own
+    restart, as deploy/mosquitto.conf does (saved when it stops)."""
+    require_mosquitto()
+    data = tmp_path / "broker-data"
+    data.mkdir()
+    # As root, mosquitto would drop to the mosquitto user, who cannot write here.
+    broker = MosquittoBroker(tmp_path, f"persistence true\npersistence_location {data}/\nuser {getpass.getuser()}\n")
     broker.start()
     yield broker
     broker.stop()

@@ -24,13 +24,17 @@ class Desk:
     """Plays the gateway: records every uplink message (validated), and can
     answer alarms with `delivered` the way the gateway does after storing."""
 
-    def __init__(self, broker, auto_deliver=False):
+    def __init__(self, broker, auto_deliver=False, persistent=False):
         self.messages = []  # gateway.protocol.Message, in arrival order
         self.invalid = []
         self.auto_deliver = auto_deliver
         self._cv = threading.Condition()
         self._n = 0
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="desk-test")
+        # persistent: a broker session that keeps what arrives while the desk
+        # is reconnecting, as the gateway's does.
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="desk-test",
+                                  clean_session=not persistent)
+        self.client.reconnect_delay_set(0.5, 2)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("lonewatch/v1/+/+/+", qos=1)
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port, keepalive=10)

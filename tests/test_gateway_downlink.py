@@ -6,12 +6,10 @@ the same command id (the device ignores it)."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 import queue
 
 import aiohttp
-import pytest
-from conftest import MosquittoBroker, free_port, require_mosquitto
+from conftest import free_port
 from gateway_harness import (Device, GatewayProcess, HoldingProxy, make_config, running_gateway, wait_for,
                              write_config)
 
@@ -20,18 +18,6 @@ from gateway.config import load_config
 from gateway.store import Store
 
 REGISTERED = {"registered": ["dev-001"]}
-
-
-@pytest.fixture
-def persistent_mosquitto(tmp_path):
-    """mosquitto keeping sessions across its own restart, as deploy/mosquitto.conf does."""
-    require_mosquitto()
-    data = tmp_path / "broker-data"
-    data.mkdir()
-    broker = MosquittoBroker(tmp_path, f"persistence true\npersistence_location {data}/\nuser {getpass.getuser()}\n")
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 async def delivered_incident(store: Store, device: Device) -> dict:
