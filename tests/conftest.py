@@ -152,6 +152,13 @@ def any_broker(request, tmp_path):
 
 
 @pytest.fixture
+def scratch(tmp_path):
+    """The one argument of the pure firmware tests, which also run under
+    MicroPython (tests/micropython_cases.py): a directory, as a string."""
+    return str(tmp_path)
+
+
+@pytest.fixture
 def sisfall_dir():
     if not (SISFALL / "manifest.csv").exists():
         pytest.skip(f"SisFall data not found at {SISFALL} (../shared beside the repo)")

@@ -86,13 +86,7 @@ def test_save_then_load_round_trips(scratch):
 
 
 if sys.implementation.name == "cpython":
-    import pytest
-
     from micropython_cases import run_cases_under_micropython
-
-    @pytest.fixture
-    def scratch(tmp_path):
-        return str(tmp_path)
 
     def test_cases_pass_under_micropython(tmp_path):
         run_cases_under_micropython(__file__, tmp_path)

@@ -146,8 +146,6 @@ def test_record_from_an_earlier_boot_is_sent_as_not_having_waited(scratch):
 
 
 if sys.implementation.name == "cpython":
-    import pytest
-
     def test_replayed_records_from_an_earlier_boot_are_valid_for_the_gateway(tmp_path):
         import protocol
         from gateway.protocol import parse_message
@@ -157,10 +155,6 @@ if sys.implementation.name == "cpython":
         assert msg.body["sent_uptime_ms"] == msg.body["uptime_ms"]
 
     from micropython_cases import run_cases_under_micropython
-
-    @pytest.fixture
-    def scratch(tmp_path):
-        return str(tmp_path)
 
     def test_cases_pass_under_micropython(tmp_path):
         run_cases_under_micropython(__file__, tmp_path)
