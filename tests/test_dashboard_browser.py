@@ -100,3 +100,14 @@ async def test_alarm_appears_live_then_is_acknowledged_and_resolved(page, desk_u
         assert (await device.wait_command("resolved")).body["ref"] == alarm["id"]
     finally:
         device.close()
+
+
+async def test_a_refused_action_is_explained_on_the_page(page, desk_url):
+    await log_in(page, desk_url)
+    await page.wait_for_selector("#link.up")
+    # What the Acknowledge button does, for an incident the gateway does not have.
+    await page.evaluate("act(9999, 'ack').catch(showError)")
+    banner = page.locator("#error")
+    await banner.wait_for(state="visible")
+    text = await banner.inner_text()
+    assert text.startswith("Could not do that:") and "9999" in text

@@ -31,7 +31,7 @@ function render() {
       cell(i.device + (i.registered === false ? " — UNREGISTERED DEVICE" : "")),
       cell(i.site + zone), cell(i.state + (i.acknowledged_by ? " by " + i.acknowledged_by : "")));
     const actions = document.createElement("td");
-    if (i.state === "raised") actions.append(button("Acknowledge", () => act(i.id, "ack")));
+    if (i.state === "raised") actions.append(button("Acknowledge", () => act(i.id, "ack").catch(showError)));
     actions.append(button("Resolve…", () => askResolve(i.id)));
     tr.append(actions);
     return tr;
@@ -44,6 +44,15 @@ function render() {
     return tr;
   }));
   document.title = (open.length ? "(" + open.length + ") " : "") + "lonewatch — alarms";
+}
+
+// An action that failed must say so on the page, not only in the console.
+function showError(e) {
+  const bar = document.getElementById("error");
+  bar.textContent = "Could not do that: " + e.message;
+  bar.hidden = false;
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => { bar.hidden = true; }, 15000);
 }
 
 function button(text, onclick) { const b = document.createElement("button"); b.textContent = text; b.onclick = onclick; return b; }
