@@ -82,7 +82,8 @@ class App:
         self.board = Board(cfg)
         self.player = feedback.Player(self.board.buzzer, self.board.vibration,
                                       self.board.led, cfg["silent"])
-        self.box = outbox.Outbox(OUTBOX_PATH, cfg["outbox_max"])
+        self.box = outbox.Outbox(OUTBOX_PATH, cfg["outbox_max"],
+                                 cfg["delivered_timeout_s"] * 1000)
         self.states = alarmstate.AlarmStates(cfg["prealarm_s"], self.new_id)
         self.gestures = gestures.Gestures(cfg["hold_ms"], cfg["panic_presses"], cfg["press_window_ms"])
         self.detector = mandown.Detector(cfg["mandown"])
@@ -166,6 +167,9 @@ class App:
             return
         name = cmd["cmd"]
         print("cmd: %s %s" % (name, cmd.get("ref", "")))
+        if name == "delivered" and self.box.delivered(cmd.get("ref")):
+            # Stored at the gateway: only now may the alarm leave the flash.
+            print("outbox: alarm %s confirmed, removed" % cmd["ref"])
         if name in ("delivered", "help_coming", "resolved"):
             self.carry_out(self.states.command(name, cmd.get("ref")))
         elif name == "ping":

@@ -25,6 +25,7 @@ SPEC = {
     "connect_timeout_s": (10, _INT, 1, 120),
     "backoff_max_s": (30, _INT, 1, 600),
     "puback_timeout_s": (10, _INT, 1, 120),
+    "delivered_timeout_s": (30, _INT, 1, 3600),
     "sensor": ("lis3dh", ("lis3dh", "mpu6050")),
     "prealarm_s": (20, _INT, 1, 600),
     "hold_ms": (2000, _INT, 500, 10000),

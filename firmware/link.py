@@ -1,5 +1,7 @@
 # Keeps the device connected and empties the outbox, in order, one record
-# at a time: a record leaves the outbox only when its PUBACK has arrived.
+# at a time: an event leaves the outbox when its PUBACK has arrived, an alarm
+# when the gateway's `delivered` does (App.on_command); an alarm with no
+# `delivered` within `delivered_timeout_s` of its PUBACK is sent again.
 # Wi-Fi join, broker connect with capped exponential backoff, birth and
 # will, command subscription. The button and sensor tasks never wait on
 # anything here; they add to the outbox and set `wake`.
@@ -10,7 +12,7 @@ import time
 import mqtt
 import protocol
 import version
-from outbox import HEARTBEAT
+from outbox import ALARM, HEARTBEAT
 
 WIFI_JOIN_MS = 15000
 WIFI_POLL_MS = 250
@@ -97,15 +99,20 @@ class Link:
             if not self.wlan.isconnected():
                 print("link: Wi-Fi lost")
                 return
-            record = self.box.first()
+            record = self.box.next_to_send(time.ticks_ms())
             if record is None:
+                # Idle, or only alarms waiting for `delivered`: look again
+                # within IDLE_CHECK_MS, so an overdue one goes out again.
                 self.wake.clear()
                 try:
                     await asyncio.wait_for_ms(self.wake.wait(), IDLE_CHECK_MS)
                 except asyncio.TimeoutError:
                     pass
                 continue
-            key, kind, payload = record
+            key, kind, payload, resend = record
+            if resend:
+                print("link: no delivered for alarm %d within %d s, sending it again"
+                      % (key, self.cfg["delivered_timeout_s"]))
             if kind == HEARTBEAT:
                 data = payload.encode()
             else:
@@ -118,6 +125,8 @@ class Link:
             except (OSError, mqtt.MQTTError) as e:
                 print("link: publish of %s %d failed: %r" % (kind, key, e))
                 return
-            self.box.remove(key)
-            if kind != HEARTBEAT:
-                print("link: delivered %s %d" % (kind, key))
+            self.box.sent(key, time.ticks_ms())
+            if kind == ALARM:
+                print("link: broker has alarm %d, awaiting delivered" % key)
+            elif kind != HEARTBEAT:
+                print("link: sent %s %d" % (kind, key))

@@ -1,15 +1,28 @@
-# The outbox: every alarm and event is on flash before it is sent and leaves
-# only when the broker's PUBACK arrives. Pure logic over a file, so it runs
-# under CPython too.
+# The outbox: every alarm and event is on flash before it is sent. An event
+# leaves when the broker's PUBACK arrives; an alarm only when the gateway's
+# `delivered` command for its id does, since a PUBACK says only that the
+# broker took it (an ACL may drop it after acknowledging, a crash may lose
+# it). Pure logic over a file, so it runs under CPython too.
 #
 # The file is an append-only log, one record per line:
 #     CRC32HEX +KEY KIND JSON     a message (added)
-#     CRC32HEX -KEY               its PUBACK came (removed)
+#     CRC32HEX -KEY               it is done: PUBACKed event, delivered alarm
 # A power cut mid-append leaves at worst one torn last line; its checksum
 # fails and it is skipped. Compaction writes the live records to a new file
 # and renames it over the old one (atomic on LittleFS and POSIX).
+#
+# "The broker has this alarm" is kept in RAM only: it starts the wait for
+# `delivered`, and after a reboot every alarm still on flash is sent again
+# anyway (same id; the gateway answers a duplicate with `delivered` again).
+import json
 import os
 from binascii import crc32
+
+try:
+    from time import ticks_diff
+except ImportError:  # CPython
+    def ticks_diff(a, b):
+        return a - b
 
 ALARM = "alarm"
 EVENT = "event"
@@ -36,11 +49,19 @@ def _parse(line):
     return body
 
 
+def _record(key, kind, payload, persisted):
+    alarm_id = json.loads(payload)["id"] if kind == ALARM else None
+    return [key, kind, payload, persisted, alarm_id, None]
+
+
 class Outbox:
-    def __init__(self, path, max_records=32):
+    def __init__(self, path, max_records=32, delivered_timeout_ms=30000):
         self.path = path
         self.max_records = max_records
-        self.records = []  # [key, kind, payload, persisted], oldest first
+        self.delivered_timeout_ms = delivered_timeout_ms
+        # Oldest first: [key, kind, payload, persisted, alarm id, acked_at],
+        # acked_at = ticks_ms of an alarm's PUBACK, None until the broker has it.
+        self.records = []
         self.next_key = 1
         self.log_bytes = 0
         self.skipped = self._load()
@@ -61,7 +82,7 @@ class Outbox:
                     continue
                 if body[0] == "+":
                     key, kind, payload = body[1:].split(" ", 2)
-                    live[int(key)] = [int(key), kind, payload, True]
+                    live[int(key)] = _record(int(key), kind, payload, True)
                 elif body[0] == "-":
                     live.pop(int(body[1:]), None)
         self.records = sorted(live.values(), key=lambda r: r[0])
@@ -79,12 +100,17 @@ class Outbox:
     def count(self, kind):
         return sum(1 for r in self.records if r[1] == kind)
 
-    def first(self):
-        """(key, kind, payload) of the oldest record, or None."""
-        if not self.records:
-            return None
-        r = self.records[0]
-        return r[0], r[1], r[2]
+    def next_to_send(self, now):
+        """(key, kind, payload, resend) of the oldest record to send at
+        ticks_ms `now`, or None. An alarm the broker has waits for
+        `delivered`; once that is overdue it is due again (resend=True)."""
+        for r in self.records:
+            acked = r[5]
+            if acked is None:
+                return r[0], r[1], r[2], False
+            if ticks_diff(now, acked) >= self.delivered_timeout_ms:
+                return r[0], r[1], r[2], True
+        return None
 
     def add(self, kind, payload):
         """Queue a message; heartbeats live in RAM only (stale after a reboot)."""
@@ -102,12 +128,13 @@ class Outbox:
         persisted = kind != HEARTBEAT
         if persisted:
             self._append(_line("+%d %s %s" % (key, kind, payload)))
-        self.records.append([key, kind, payload, persisted])
+        self.records.append(_record(key, kind, payload, persisted))
         return key
 
     def _make_room(self, kind):
         # Heartbeats go first, then the oldest event; an alarm is never
-        # dropped: a new alarm goes in even beyond the bound.
+        # dropped, whether or not the broker has it: a new alarm goes in
+        # even beyond the bound.
         for victim_kind in (HEARTBEAT, EVENT):
             for r in self.records:
                 if r[1] == victim_kind:
@@ -116,9 +143,23 @@ class Outbox:
                     return True
         return kind == ALARM
 
-    def remove(self, key):
+    def sent(self, key, now):
+        """The broker's PUBACK for `key` came at ticks_ms `now`: an event or
+        heartbeat is done; an alarm now waits for `delivered`. A record that
+        is gone already (its `delivered` beat the PUBACK here) is ignored."""
         for r in self.records:
             if r[0] == key:
+                if r[1] == ALARM:
+                    r[5] = now
+                else:
+                    self._drop(r)
+                return
+
+    def delivered(self, alarm_id):
+        """The gateway stored this alarm: it leaves the outbox. False if it
+        is not here (already confirmed, or not ours)."""
+        for r in self.records:
+            if r[4] == alarm_id:
                 self._drop(r)
                 return True
         return False
@@ -149,9 +190,9 @@ class Outbox:
         tmp = self.path + ".tmp"
         size = 0
         with open(tmp, "w") as f:
-            for key, kind, payload, persisted in self.records:
-                if persisted:
-                    line = _line("+%d %s %s" % (key, kind, payload))
+            for r in self.records:
+                if r[3]:
+                    line = _line("+%d %s %s" % (r[0], r[1], r[2]))
                     f.write(line)
                     size += len(line)
         os.rename(tmp, self.path)

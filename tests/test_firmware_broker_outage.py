@@ -15,7 +15,7 @@ SHIPPED_NETWORK_TIMINGS = {"keepalive_s": 30, "connect_timeout_s": 10, "backoff_
 def test_broker_down_60_s_then_back_delivers_every_queued_alarm_once_in_order(
         persistent_mosquitto, desk_for, device_for):
     broker = persistent_mosquitto
-    desk = desk_for(broker, persistent=True)
+    desk = desk_for(broker, persistent=True, auto_deliver=True)
     dev = device_for(broker, **SHIPPED_NETWORK_TIMINGS)
     desk.wait_for("status", state="online")
 

@@ -28,6 +28,13 @@ def test_minimal_config_gets_the_documented_defaults(scratch):
     assert cfg["prealarm_s"] == 20 and cfg["hold_ms"] == 2000 and cfg["panic_presses"] == 3
     assert cfg["heartbeat_s"] == 30 and cfg["silent"] is False and cfg["sensor"] == "lis3dh"
     assert cfg["mqtt_port"] == 1883 and cfg["location"] == {}
+    assert cfg["delivered_timeout_s"] == 30
+
+
+def test_delivered_timeout_is_checked_like_the_other_timings(scratch):
+    text = problems_of(dict(MINIMAL, delivered_timeout_s=0))
+    assert "'delivered_timeout_s' must be between 1 and 3600" in text, text
+    assert "'delivered_timeout_s' must be an integer" in problems_of(dict(MINIMAL, delivered_timeout_s="30s"))
 
 
 def test_every_problem_is_reported_at_once(scratch):

@@ -22,7 +22,7 @@ def seq(message):
 
 
 def test_alarms_queued_while_broker_unreachable_arrive_once_in_order(any_broker, desk_for, device_for):
-    desk = desk_for(any_broker)
+    desk = desk_for(any_broker, auto_deliver=True)
     dev = device_for(any_broker)
     desk.wait_for("status", state="online")
     cut_at = time.monotonic()

@@ -1,7 +1,8 @@
-"""The outbox on flash: nothing leaves before its PUBACK, order is kept
-across reboots, a full outbox drops heartbeats and events but never an
-alarm, and a torn last record (power cut mid-write) leaves it readable.
-Runs under CPython and, via the last test, under MicroPython."""
+"""The outbox on flash: an event leaves on its PUBACK, an alarm only on the
+gateway's `delivered` (and is due again if that does not come in time),
+order is kept across reboots, a full outbox drops heartbeats and events but
+never an alarm, and a torn last record (power cut mid-write) leaves it
+readable. Runs under CPython and, via the last test, under MicroPython."""
 
 import os
 import sys
@@ -18,12 +19,20 @@ def payload(n):
     return '{"v":1,"device":"dev-001","id":"dev-001:1:%d","type":"panic","uptime_ms":%d}' % (n, n)
 
 
+def alarm_id(n):
+    return "dev-001:1:%d" % n
+
+
 def drain(box):
+    """Send everything as the link would, with the broker and the gateway
+    answering at once: PUBACK for every record, `delivered` for alarms."""
     out = []
-    while box.first():
-        key, kind, data = box.first()
+    while box.next_to_send(0):
+        key, kind, data, _ = box.next_to_send(0)
         out.append((kind, data))
-        box.remove(key)
+        box.sent(key, 0)
+        if kind == ALARM:
+            assert box.delivered(data.split('"id":"')[1].split('"')[0])
     return out
 
 
@@ -32,10 +41,64 @@ def test_records_survive_a_reboot_in_order_until_acknowledged(scratch):
     box = outbox.Outbox(path)
     for n in range(5):
         box.add(ALARM if n % 2 == 0 else EVENT, payload(n))
-    box.remove(box.first()[0])  # PUBACK for record 0
+    box.sent(box.next_to_send(0)[0], 0)  # PUBACK for alarm 0
+    box.delivered(alarm_id(0))           # and the gateway stored it
     again = outbox.Outbox(path)  # reboot
     assert [data for _, data in drain(again)] == [payload(n) for n in range(1, 5)]
     assert len(outbox.Outbox(path)) == 0
+
+
+def test_event_leaves_on_its_puback(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    key = box.add(EVENT, payload(1))
+    box.sent(key, 0)
+    assert len(box) == 0 and box.next_to_send(60000) is None
+    assert len(outbox.Outbox(path)) == 0
+
+
+def test_alarm_the_broker_has_waits_for_delivered_then_is_due_again(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path, delivered_timeout_ms=30000)
+    key = box.add(ALARM, payload(1))
+    assert box.next_to_send(1000) == (key, ALARM, payload(1), False)
+    box.sent(key, 1000)                  # PUBACK: the broker has it, no more
+    assert len(box) == 1 and box.next_to_send(30999) is None
+    assert box.next_to_send(31000) == (key, ALARM, payload(1), True)  # same record, same id
+    box.sent(key, 31500)                 # sent again: the wait starts over
+    assert box.next_to_send(61499) is None
+    assert box.delivered(alarm_id(1))
+    assert len(box) == 0 and box.next_to_send(999999) is None
+    assert not box.delivered(alarm_id(1))  # a repeated `delivered` changes nothing
+    assert len(outbox.Outbox(path)) == 0
+
+
+def test_alarm_awaiting_delivered_does_not_hold_up_newer_records(scratch):
+    box = outbox.Outbox(scratch + "/outbox.log", delivered_timeout_ms=30000)
+    first = box.add(ALARM, payload(1))
+    box.sent(first, 0)
+    later = box.add(EVENT, payload(2))
+    assert box.next_to_send(10)[0] == later
+
+
+def test_unconfirmed_alarm_is_replayed_after_a_reboot(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    box.add(ALARM, payload(1))
+    box.sent(box.next_to_send(0)[0], 0)  # the broker has it; then the power goes
+    again = outbox.Outbox(path)
+    assert again.next_to_send(0)[1:] == (ALARM, payload(1), False)
+
+
+def test_delivered_before_the_puback_is_handled(scratch):
+    # The gateway's `delivered` can be read before the link resumes from the
+    # PUBACK that preceded it on the wire.
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    key = box.add(ALARM, payload(1))
+    assert box.delivered(alarm_id(1))
+    box.sent(key, 0)
+    assert len(box) == 0 and len(outbox.Outbox(path)) == 0
 
 
 def test_new_keys_after_reboot_follow_the_old_ones(scratch):
@@ -61,11 +124,13 @@ def test_heartbeats_stay_in_ram_and_the_newest_supersedes(scratch):
 
 
 def test_full_outbox_drops_heartbeats_then_oldest_events_never_an_alarm(scratch):
+    # Not even one the broker already has but the gateway has not confirmed.
     path = scratch + "/outbox.log"
     box = outbox.Outbox(path, max_records=4)
     box.add(EVENT, "e1")
     box.add(HEARTBEAT, "hb")
     box.add(ALARM, payload(1))
+    box.sent(box.records[-1][0], 0)  # the broker has alarm 1, no `delivered` yet
     box.add(EVENT, "e2")
     box.add(ALARM, payload(2))  # full: the heartbeat goes
     assert box.count(HEARTBEAT) == 0 and len(box) == 4
@@ -121,8 +186,7 @@ def test_log_is_compacted_and_stays_bounded(scratch):
     box = outbox.Outbox(path)
     box.add(ALARM, payload(0))  # stays queued the whole time
     for n in range(1, 200):
-        box.add(EVENT, payload(n))
-        box.remove(box.records[-1][0])
+        box.sent(box.add(EVENT, payload(n)), 0)
     assert os.stat(path)[6] <= outbox.COMPACT_BYTES + 400
     assert [d for _, d in drain(outbox.Outbox(path))] == [payload(0)]
 

@@ -35,7 +35,7 @@ def old_event(n):
 
 def test_alarms_in_the_outbox_survive_a_power_cut_and_arrive_after_restart(any_broker, desk_for,
                                                                           device_for):
-    desk = desk_for(any_broker)
+    desk = desk_for(any_broker, auto_deliver=True)
     dev = device_for(any_broker)
     desk.wait_for("status", state="online")
     mark = dev.mark()
@@ -60,7 +60,7 @@ def test_alarms_in_the_outbox_survive_a_power_cut_and_arrive_after_restart(any_b
 
 def test_torn_outbox_record_from_a_cut_mid_write_leaves_the_rest_deliverable(mosquitto, desk_for,
                                                                             device_for):
-    desk = desk_for(mosquitto)
+    desk = desk_for(mosquitto, auto_deliver=True)
     dev = device_for(mosquitto, start=False)
     seed_outbox(dev, [old_alarm(1), old_alarm(2)])
     log = dev.flash / "outbox.log"
@@ -77,7 +77,7 @@ def test_torn_outbox_record_from_a_cut_mid_write_leaves_the_rest_deliverable(mos
 
 
 def test_full_outbox_sheds_events_never_an_alarm(mosquitto, desk_for, device_for):
-    desk = desk_for(mosquitto)
+    desk = desk_for(mosquitto, auto_deliver=True)
     dev = device_for(mosquitto, start=False, outbox_max=4)
     seed_outbox(dev, [old_event(1), old_alarm(2), old_event(3), old_alarm(4)])
     dev.cut_link()
