@@ -28,6 +28,17 @@ def require_mosquitto() -> None:
         pytest.skip(message)
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within timeout."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class MosquittoBroker:
     """A real mosquitto process with a config the test writes."""
 
@@ -63,13 +74,8 @@ class MosquittoBroker:
             raise RuntimeError(f"mosquitto did not start: {self.proc.stderr.read().decode()}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> None:
@@ -135,20 +141,10 @@ def persistent_mosquitto(tmp_path):
     broker.stop()
 
 
-@pytest.fixture(params=["mosquitto", "amqtt"])
-def any_broker(request, tmp_path):
+@pytest.fixture(params=["mosquitto", "amqtt_broker"], ids=["mosquitto", "amqtt"])
+def any_broker(request):
     """Run a scenario once against each broker the project supports."""
-    if request.param == "mosquitto":
-        require_mosquitto()
-        broker = MosquittoBroker(tmp_path)
-        broker.start()
-        yield broker
-        broker.stop()
-    else:
-        broker = AmqttBroker()
-        broker.start()
-        yield broker
-        broker.stop()
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from conftest import stop_process
 from gateway import protocol
 from gateway.config import load_config
 from gateway.service import Gateway
@@ -203,13 +204,8 @@ class GatewayProcess:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
 
 
 class HoldingProxy:
