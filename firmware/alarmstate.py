@@ -9,12 +9,7 @@
 # any  --panic-->    ALARM                                  (alarm panic, at once)
 # ALARM --delivered--> DELIVERED --help_coming--> HELP_COMING --resolved--> IDLE
 import patterns
-
-try:
-    from time import ticks_diff
-except ImportError:  # CPython
-    def ticks_diff(a, b):
-        return a - b
+from ticks import ticks_diff
 
 IDLE = "idle"
 PRE_ALARM = "pre_alarm"

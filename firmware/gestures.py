@@ -5,11 +5,7 @@
 #   PANIC  - held >= hold_ms, or `presses` presses within window_ms
 #   DOUBLE - exactly two presses in the window (check-in)
 #   SINGLE - one short press in the window (never an alarm)
-try:
-    from time import ticks_diff
-except ImportError:  # CPython
-    def ticks_diff(a, b):
-        return a - b
+from ticks import ticks_diff
 
 NONE = 0
 PRESS = 1

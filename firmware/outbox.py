@@ -18,11 +18,7 @@ import json
 import os
 from binascii import crc32
 
-try:
-    from time import ticks_diff
-except ImportError:  # CPython
-    def ticks_diff(a, b):
-        return a - b
+from ticks import ticks_diff
 
 ALARM = "alarm"
 EVENT = "event"
