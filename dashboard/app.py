@@ -148,9 +148,15 @@ async def live(request: web.Request):
 
 
 async def _forward(feed: asyncio.Queue, ws: web.WebSocketResponse):
-    while not ws.closed:
-        item = await feed.get()
-        await ws.send_str(json.dumps(item, default=str))
+    try:
+        while not ws.closed:
+            item = await feed.get()
+            await ws.send_str(json.dumps(item, default=str))
+    except (ConnectionError, RuntimeError) as exc:
+        # A page that stops receiving must not go on showing "live": closing
+        # makes it reconnect and take a fresh snapshot.
+        log.warning("dashboard: live feed to a page failed (%s); closing it so the page reconnects", exc)
+        await ws.close()
 
 
 async def healthz(request: web.Request):
