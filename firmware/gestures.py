@@ -13,6 +13,9 @@ SINGLE = 2
 DOUBLE = 3
 PANIC = 4
 NAMES = ("none", "press", "single", "double", "panic")
+# Returned while the button is idle (100 times a second): nothing allocated.
+# Shared, so callers only read it.
+NOTHING = []
 
 
 class Gestures:
@@ -31,6 +34,8 @@ class Gestures:
 
     def update(self, pressed, now):
         """Feed the debounced button level; returns a list of gestures."""
+        if not pressed and not self.down and not self.count:
+            return NOTHING
         out = []
         if pressed and not self.down:
             self.down = True
