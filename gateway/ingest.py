@@ -230,7 +230,10 @@ class Ingest:
             self._generation += 1
         self._subscribed.clear()
         self.connected_since = None
-        log.warning("disconnected from %s (%s); paho reconnects with backoff", self.config.mqtt.url, reason_code)
+        if self._stopping.is_set():
+            log.info("disconnected from %s: the gateway is stopping", self.config.mqtt.url)
+        else:
+            log.warning("disconnected from %s (%s); reconnecting with backoff", self.config.mqtt.url, reason_code)
 
     def _on_message(self, client, userdata, message):
         try:
