@@ -16,7 +16,9 @@ from gateway.config import SupervisionSection
 from gateway.incidents import Effects, raise_alarm
 from gateway.store import Store
 
-OFFLINE_SUMMARY = "{device} went offline (connection lost without goodbye): the wearer cannot raise an alarm"
+# Said the same for a Last Will and a device switched off: the status cannot
+# tell them apart, and either way the wearer is unprotected.
+OFFLINE_SUMMARY = "{device} went offline: the wearer cannot raise an alarm until it is back"
 LOST_SUMMARY = "no contact with {device} for {seconds:g} s ({missed} missed heartbeats)"
 BATTERY_SUMMARY = "battery low on {device}: {pct}% (threshold {threshold}%)"
 
@@ -37,7 +39,7 @@ def status_received(store: Store, effects: Effects, site: str, device: str, stat
     if before["state"] == "offline":
         return  # the retained Last Will again, e.g. after a gateway restart
     store.set_device_state(device, "offline")
-    store.audit(now, "gateway", "device_offline", f"{device} published its Last Will")
+    store.audit(now, "gateway", "device_offline", f"{device} reported offline (Last Will or switched off)")
     effects.devices.append(device)
     raise_alarm(store, effects, site=site, device=device, alarm_type="technical", cause="offline",
                 now=now, summary=OFFLINE_SUMMARY.format(device=device))
