@@ -46,18 +46,32 @@ def add_arguments(parser) -> None:
                         help="broker to measure through (default mosquitto)")
 
 
+DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
+# What decides how fast and how safely messages reach the gateway; auth, TLS,
+# listeners, paths and logging are left out.
+DELIVERY_SETTINGS = ("set_tcp_nodelay", "max_packet_size", "max_inflight_messages", "max_queued_messages",
+                     "max_queued_bytes", "queue_qos0_messages", "persistence", "autosave_interval",
+                     "autosave_on_changes")
+
+
+def production_delivery_settings() -> str:
+    """The delivery and persistence lines of deploy/mosquitto.conf, so the
+    benchmark measures what production runs and cannot drift from it."""
+    if not DEPLOY_CONF.exists():
+        raise RuntimeError(f"{DEPLOY_CONF} is missing: run the benchmark from a lonewatch checkout")
+    lines = [line for line in DEPLOY_CONF.read_text().splitlines()
+             if line.split(" ", 1)[0] in DELIVERY_SETTINGS]
+    return "".join(line + "\n" for line in lines)
+
+
 def _start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     if kind == "mosquitto":
         if not os.path.exists(MOSQUITTO):
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto), or use --broker amqtt")
         conf = tmp / "mosquitto.conf"
-        # The delivery and persistence settings of deploy/mosquitto.conf, so the
-        # benchmark measures what production runs; only auth and TLS are left out.
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                        "set_tcp_nodelay true\nmax_queued_messages 0\nmax_queued_bytes 268435456\n"
-                        f"persistence true\npersistence_location {tmp}/\nautosave_interval 10\n"
-                        "log_dest none\n")
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{production_delivery_settings()}"
+                        f"persistence_location {tmp}/\nlog_dest none\n")
         proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     else:
         code = ("import asyncio; from gateway.broker import EmbeddedBroker\n"
