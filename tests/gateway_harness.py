@@ -199,6 +199,12 @@ class GatewayProcess:
     def logged(self, text: str) -> bool:
         return any(text in line for line in self.log)
 
+    async def ready(self, timeout: float = 10.0) -> None:
+        """Until the gateway has subscribed; it logs "started" only then. ("connected to"
+        comes at the CONNACK: on a first connection a device's alarm sent right
+        after it can reach the broker before the gateway's subscription does.)"""
+        await wait_for(lambda: self.logged(" started (db "), timeout=timeout, what="the gateway subscribed")
+
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait()

@@ -102,7 +102,7 @@ async def test_help_coming_survives_a_gateway_killed_right_after_the_acknowledge
     gateway.start()
     device = Device(mosquitto)
     try:
-        await wait_for(lambda: gateway.logged("connected to"), timeout=10, what="gateway connected")
+        await gateway.ready()
         store = Store(db_path)
         incident = await delivered_incident(store, device)
 

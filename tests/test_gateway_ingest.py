@@ -100,7 +100,7 @@ async def test_alarm_acked_only_after_commit(tmp_path, mosquitto):
     gateway.start()
     device = Device(mosquitto)
     try:
-        await wait_for(lambda: gateway.logged("connected to"), timeout=10, what="gateway connected")
+        await gateway.ready()
         blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # the disk is "full": nothing can commit
         body = device.alarm("panic")
@@ -127,7 +127,7 @@ async def test_gateway_killed_between_store_and_ack_gives_one_incident(tmp_path,
     gateway.start()
     device = Device(mosquitto)
     try:
-        await wait_for(lambda: gateway.logged("connected to"), timeout=10, what="gateway connected")
+        await gateway.ready()
         proxy.hold_upstream = True  # from now on no PUBACK reaches the broker
         body = device.alarm("panic")
         await wait_for(lambda: Store(db_path).list_incidents(), timeout=10, what="alarm stored")
