@@ -105,6 +105,12 @@ class Client:
         try:
             await self._write(self._connect_packet())
             first, body = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)
+        except EOFError:
+            # The broker took the TCP connection and closed it before its
+            # CONNACK (shutting down, or over its connection limit): a failed
+            # connect like any other, not a crash of the link task.
+            self.close()
+            raise MQTTError("connection closed before CONNACK")
         except Exception:
             self.close()
             raise

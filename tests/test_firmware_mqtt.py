@@ -4,7 +4,9 @@ subscription and downlink, keepalive pings, and the Last Will when the device
 vanishes."""
 
 import queue
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -74,3 +76,48 @@ def test_firmware_mqtt_client_against_real_broker(any_broker):
         desk.disconnect()
     assert "got t/dev-9/cmd {\"cmd\":\"ping\"}" in out, out
     assert "still connected True" in out, out
+
+
+CLOSING_BROKER_SCRIPT = """
+import asyncio
+import mqtt
+
+async def main():
+    c = mqtt.Client("dev-9")
+    for attempt in range(2):
+        try:
+            await c.connect("127.0.0.1", %(port)d, 3000)
+            print("connected")
+        except mqtt.MQTTError as e:
+            print("failed:", e)
+    print("connected flag", c.connected)
+
+asyncio.run(main())
+"""
+
+
+def test_broker_closing_before_connack_is_a_failed_connect_not_a_crash():
+    """A broker that is shutting down (or over its connection limit) takes the
+    TCP connection and closes it without a CONNACK. The link task treats
+    connect failures as a reason to back off and retry; an EOFError escaping
+    instead once killed the task and reset the device."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        port = server.getsockname()[1]
+
+        def accept_and_close():
+            for _ in range(2):
+                conn, _ = server.accept()
+                conn.recv(1024)  # the CONNECT
+                conn.close()
+
+        closer = threading.Thread(target=accept_and_close, daemon=True)
+        closer.start()
+        device = subprocess.run(
+            [str(MICROPYTHON), "-X", "heapsize=96k", "-c", CLOSING_BROKER_SCRIPT % {"port": port}],
+            env={"MICROPYPATH": str(ROOT / "firmware") + ":.frozen"},
+            capture_output=True, text=True, timeout=30)
+        closer.join(5)
+    assert device.returncode == 0, device.stdout + device.stderr
+    assert device.stdout.splitlines() == ["failed: connection closed before CONNACK"] * 2 + ["connected flag False"]
