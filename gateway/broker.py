@@ -26,6 +26,21 @@ def parse_mqtt_url(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+class _SubscriptionTable(dict):
+    """amqtt 0.12's table of subscriptions (topic filter -> sessions), looped
+    over a snapshot. amqtt loops over it with awaits inside, when it hands a
+    connecting client the retained messages and when it broadcasts a message;
+    a client subscribing meanwhile changed the table's size, which ended the
+    connecting client's connection or the broadcast half-way. (Seen at every
+    demo start: the gateway and the simulated fleet connect at once.)"""
+
+    def __iter__(self):
+        return iter(list(dict.keys(self)))
+
+    def items(self):
+        return list(dict.items(self))
+
+
 class EmbeddedBroker:
     """amqtt on 127.0.0.1: anonymous access, no $SYS chatter, loopback only."""
 
@@ -49,6 +64,7 @@ class EmbeddedBroker:
             },
         }
         self._broker = Broker(config)
+        self._broker._subscriptions = _SubscriptionTable()
         try:
             await self._broker.start()
         except Exception as exc:
