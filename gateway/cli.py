@@ -199,10 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks that print a table and, last, one JSON line",
                            description="Reproducible benchmarks; see docs/mandown.md and docs/gateway.md.")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
-    from simulator import bench_gateway, bench_mandown
+    from simulator import bench_gateway, bench_mandown, bench_purge
     for name, module, text in (
         ("mandown", bench_mandown, "man-down detector on recordings in the SisFall-50Hz format"),
         ("gateway", bench_gateway, "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
+        ("purge", bench_purge, "how long the retention purge keeps the ingest away from the database"),
     ):
         b = benches.add_parser(name, help=text, description=(module.__doc__ or text).strip().splitlines()[0])
         module.add_arguments(b)

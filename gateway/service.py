@@ -28,6 +28,12 @@ log = logging.getLogger("lonewatch.gateway")
 # (they are in the database; the dashboard reloads from there).
 LIVE_QUEUE_SIZE = 10_000
 STOP_TIMEOUT_S = 4.0
+# Rows per purge transaction: a few milliseconds of holding the database.
+PURGE_CHUNK_ROWS = 5000
+# Between two chunks. Not 0: the ingest's writer thread is waiting for the
+# store's lock, and without a pause the purge takes it straight back (a lock
+# is not a queue), so the writer could wait out many chunks in a row.
+PURGE_PAUSE_S = 0.005
 
 
 def _unix_time(value, what: str) -> float:
@@ -215,21 +221,46 @@ class Gateway:
     async def _purge_forever(self) -> None:
         while True:
             try:
-                self.purge_expired(time.time())
+                await self.purge_expired(time.time())
             except Exception:
                 log.exception("retention purge failed; trying again later")
             await asyncio.sleep(self.config.privacy.purge_interval_s)
 
-    def purge_expired(self, now: float) -> dict:
-        """Remove personal data older than the retention period; audit what was removed."""
-        days = self.config.privacy.retention_days
-        with self.store.transaction():
-            counts = self.store.purge_personal_data(now - days * 86400)
-            if any(counts.values()):
-                detail = f"older than {days:g} days: " + ", ".join(f"{n} {what}" for what, n in counts.items())
-                self.store.audit(now, "gateway", "retention_purge", detail)
-                log.info("retention purge %s", detail)
-        return counts
+    async def purge_expired(self, now: float) -> dict:
+        """Remove personal data older than the retention period, and heartbeats
+        older than theirs; audit what was removed.
+
+        In chunks, each its own short transaction: after a day's downtime (or a
+        shorter retention set) there are millions of rows to go, and one long
+        transaction would hold back the ingest, and the alarms it is storing,
+        for seconds or minutes. The one audit entry is written with the first
+        chunk and its counts updated with each, so it always matches what is gone.
+        """
+        privacy = self.config.privacy
+        cutoff = now - privacy.retention_days * 86400
+        heartbeat_cutoff = now - privacy.heartbeat_retention_days * 86400
+        total: dict[str, int] = {}
+        audit_id = None
+        while True:
+            with self.store.transaction():
+                counts = self.store.purge_expired(cutoff, heartbeat_cutoff, PURGE_CHUNK_ROWS)
+                for what, n in counts.items():
+                    total[what] = total.get(what, 0) + n
+                if any(counts.values()):
+                    detail = (f"older than {privacy.retention_days:g} days: "
+                              + ", ".join(f"{total[what]} {what}" for what in total if what != "heartbeats")
+                              + f"; heartbeats older than {privacy.heartbeat_retention_days:g} days:"
+                              f" {total['heartbeats']}")
+                    if audit_id is None:
+                        audit_id = self.store.audit(now, "gateway", "retention_purge", detail)
+                    else:
+                        self.store.set_audit_detail(audit_id, detail)
+            if max(counts.values()) < PURGE_CHUNK_ROWS:
+                break
+            await asyncio.sleep(PURGE_PAUSE_S)
+        if audit_id is not None:
+            log.info("retention purge %s", detail)
+        return total
 
     # ---- operations ---------------------------------------------------------
 

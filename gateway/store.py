@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS messages (
 -- The protocol's message id is what makes a resend a duplicate.
 CREATE UNIQUE INDEX IF NOT EXISTS messages_msg_id ON messages (kind, msg_id);
 CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at);
+-- Heartbeats have a shorter retention; this finds the old ones without
+-- walking past every other kind of message on the way.
+CREATE INDEX IF NOT EXISTS messages_heartbeat_age ON messages (received_at) WHERE kind = 'heartbeat';
 
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY,
@@ -416,9 +419,13 @@ class Store:
 
     # ---- audit --------------------------------------------------------------
 
-    def audit(self, at: float, actor: str, action: str, detail: str = "", incident_id: int | None = None) -> None:
-        self._write("INSERT INTO audit (at, incident_id, actor, action, detail) VALUES (?,?,?,?,?)",
-                    (at, incident_id, actor, action, detail))
+    def audit(self, at: float, actor: str, action: str, detail: str = "", incident_id: int | None = None) -> int:
+        return self._write("INSERT INTO audit (at, incident_id, actor, action, detail) VALUES (?,?,?,?,?)",
+                           (at, incident_id, actor, action, detail))
+
+    def set_audit_detail(self, audit_id: int, detail: str) -> None:
+        """Only for an entry still being written, such as a purge running in chunks."""
+        self._write("UPDATE audit SET detail = ? WHERE id = ?", (detail, audit_id))
 
     def incident_audit(self, incident_id: int) -> list[dict]:
         return self._all("SELECT * FROM audit WHERE incident_id = ? ORDER BY id", (incident_id,))
@@ -460,26 +467,35 @@ class Store:
 
     # ---- privacy ------------------------------------------------------------
 
-    def purge_personal_data(self, cutoff: float) -> dict:
-        """Delete or blank personal data recorded before cutoff; return the counts.
+    def purge_expired(self, cutoff: float, heartbeat_cutoff: float, limit: int) -> dict:
+        """Delete or blank at most `limit` rows of each kind recorded before the
+        cutoffs, in the caller's transaction; return the counts. A count equal
+        to `limit` means there may be more.
 
-        Messages (with their locations), rejects and sent commands (with the
-        operator's name) go; incidents and sessions
-        stay as records that something happened, without where or who.
+        Heartbeats go after heartbeat_cutoff. Other messages (with their
+        locations), rejects and sent commands (with the operator's name) go
+        after cutoff; incidents and sessions stay as records that something
+        happened, without where or who.
         """
-        counts = {}
-        counts["messages"] = self.db.execute("DELETE FROM messages WHERE received_at < ?", (cutoff,)).rowcount
-        counts["rejects"] = self.db.execute("DELETE FROM rejects WHERE received_at < ?", (cutoff,)).rowcount
-        counts["commands"] = self.db.execute(
-            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?", (cutoff,)).rowcount
-        counts["incidents"] = self.db.execute(
-            "UPDATE incidents SET location = NULL, note = NULL WHERE state = 'resolved' AND resolved_at < ?"
-            " AND (location IS NOT NULL OR note IS NOT NULL)", (cutoff,),
-        ).rowcount
-        counts["sessions"] = self.db.execute(
-            "UPDATE sessions SET worker = NULL, place = NULL, phone = NULL, location = NULL"
-            " WHERE state = 'ended' AND ended_at < ?"
-            " AND (worker IS NOT NULL OR place IS NOT NULL OR phone IS NOT NULL OR location IS NOT NULL)",
-            (cutoff,),
-        ).rowcount
-        return counts
+        def run(sql: str, cut: float) -> int:
+            return self.db.conn.execute(sql, (cut, limit)).rowcount
+
+        return {
+            # Named: without statistics SQLite would walk (kind, msg_id), every heartbeat ever kept.
+            "heartbeats": run("DELETE FROM messages WHERE id IN (SELECT id FROM messages"
+                              " INDEXED BY messages_heartbeat_age"
+                              " WHERE kind = 'heartbeat' AND received_at < ? LIMIT ?)", heartbeat_cutoff),
+            "messages": run("DELETE FROM messages WHERE id IN (SELECT id FROM messages"
+                            " WHERE received_at < ? LIMIT ?)", cutoff),
+            "rejects": run("DELETE FROM rejects WHERE id IN (SELECT id FROM rejects"
+                           " WHERE received_at < ? LIMIT ?)", cutoff),
+            "commands": run("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                            " WHERE sent_at IS NOT NULL AND created_at < ? LIMIT ?)", cutoff),
+            "incidents": run("UPDATE incidents SET location = NULL, note = NULL WHERE id IN (SELECT id FROM incidents"
+                             " WHERE state = 'resolved' AND resolved_at < ?"
+                             " AND (location IS NOT NULL OR note IS NOT NULL) LIMIT ?)", cutoff),
+            "sessions": run("UPDATE sessions SET worker = NULL, place = NULL, phone = NULL, location = NULL"
+                            " WHERE id IN (SELECT id FROM sessions WHERE state = 'ended' AND ended_at < ?"
+                            " AND (worker IS NOT NULL OR place IS NOT NULL OR phone IS NOT NULL"
+                            " OR location IS NOT NULL) LIMIT ?)", cutoff),
+        }

@@ -54,6 +54,8 @@ def test_overrides_win_over_the_file(tmp_path):
     ('gateway = 3\n', "[gateway] must be a table, got 3"),
     ('[routing.channels.x]\ntype = "fax"\n', "[routing.channels.x] type must be one of webhook, email, got 'fax'"),
     ('[gateway\n', "gateway.toml: not valid TOML"),
+    ('[privacy]\nheartbeat_retention_days = 120\n',
+     "[privacy] heartbeat_retention_days (120) cannot be longer than retention_days (90)"),
 ])
 def test_mistakes_are_reported_with_where_and_what(tmp_path, text, message):
     with pytest.raises(ConfigError) as raised:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 
 from gateway_harness import Device, make_config, running_gateway, wait_for
+
+from gateway import service
+from gateway.store import Store
 
 REGISTERED = {"registered": ["dev-001"]}
 DAY = 86400
@@ -37,10 +42,10 @@ async def test_retention_purge_leaves_audit(tmp_path, mosquitto):
 
         # Sent commands (delivered, resolved) go too: "resolved" names the operator.
         await wait_for(lambda: gateway.store.count_unsent_commands() == 0, what="commands acknowledged by the broker")
-        assert gateway.purge_expired(time.time()) == \
-            {"messages": 0, "rejects": 0, "commands": 0, "incidents": 0, "sessions": 0}
-        counts = gateway.purge_expired(time.time() + 91 * DAY)
-        assert counts == {"messages": 2, "rejects": 0, "commands": 2, "incidents": 1, "sessions": 1}
+        assert await gateway.purge_expired(time.time()) == \
+            {"heartbeats": 0, "messages": 0, "rejects": 0, "commands": 0, "incidents": 0, "sessions": 0}
+        counts = await gateway.purge_expired(time.time() + 91 * DAY)
+        assert counts == {"heartbeats": 1, "messages": 1, "rejects": 0, "commands": 2, "incidents": 1, "sessions": 1}
 
         assert gateway.store.list_messages() == []
         kept = gateway.store.get_incident(incident["id"])
@@ -50,10 +55,57 @@ async def test_retention_purge_leaves_audit(tmp_path, mosquitto):
         assert (ended["worker"], ended["place"], ended["phone"]) == (None, None, None)
         audit = gateway.store.list_audit(action="retention_purge")
         assert len(audit) == 1 and audit[0]["actor"] == "gateway"
-        assert audit[0]["detail"] == "older than 90 days: 2 messages, 0 rejects, 2 commands, 1 incidents, 1 sessions"
+        assert audit[0]["detail"] == ("older than 90 days: 1 messages, 0 rejects, 2 commands, 1 incidents, 1 sessions;"
+                                      " heartbeats older than 14 days: 1")
         # The purged alarm id is still known: a very late resend stays a duplicate.
         device.alarm("panic", alarm_id=body["id"])
         await device.wait_command("delivered")
         await device.wait_command("delivered")
         assert len(gateway.store.list_incidents()) == 1
         device.close()
+
+
+async def test_heartbeats_go_after_their_own_shorter_retention(tmp_path, mosquitto):
+    async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED)) as gateway:
+        device = Device(mosquitto)
+        device.heartbeat()
+        device.event("check_in", location={"zone": "lab-3"})
+        await wait_for(lambda: len(gateway.store.list_messages()) == 2, what="two messages")
+
+        counts = await gateway.purge_expired(time.time() + 15 * DAY)
+        assert (counts["heartbeats"], counts["messages"]) == (1, 0)
+        assert [m["type"] for m in gateway.store.list_messages()] == ["check_in"]  # personal data: 90 days
+        counts = await gateway.purge_expired(time.time() + 91 * DAY)
+        assert (counts["heartbeats"], counts["messages"]) == (0, 1)
+        device.close()
+
+
+async def test_a_gateway_back_after_downtime_purges_in_short_transactions(tmp_path, mosquitto, monkeypatch):
+    # After a day offline a gateway for 1,000 devices has ~3 million rows to
+    # purge at start: in one transaction, the alarms waiting at the broker
+    # for the gateway would wait for the purge too.
+    monkeypatch.setattr(service, "PURGE_CHUNK_ROWS", 1000)
+    config = make_config(tmp_path, mosquitto, devices=REGISTERED)
+    store = Store(config.db)
+    old = time.time() - 20 * DAY
+    with store.transaction():
+        for n in range(2500):
+            store.add_message(old + n, "hq", "dev-001", "heartbeat", {"v": 1, "device": "dev-001"})
+    store.close()
+    reader = sqlite3.connect(config.db)  # sees only what is committed
+    seen = []
+
+    async def watch():
+        while True:
+            seen.append(reader.execute("SELECT count(*) FROM messages WHERE kind = 'heartbeat'").fetchone()[0])
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    async with running_gateway(config) as gateway:
+        await wait_for(lambda: seen[-1] == 0, what="the purge")
+        watcher.cancel()
+        reader.close()
+        audit = gateway.store.list_audit(action="retention_purge")
+        assert list(dict.fromkeys(seen)) == [2500, 1500, 500, 0]  # chunk by chunk, the loop free in between
+        assert len(audit) == 1  # one entry, its counts brought up to date with every chunk
+        assert audit[0]["detail"].endswith("heartbeats older than 14 days: 2500")
