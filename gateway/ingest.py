@@ -39,6 +39,7 @@ from gateway import downlink, protocol, sessions, supervision
 from gateway.config import Config
 from gateway.downlink import Command, Downlink
 from gateway.incidents import Effects, raise_alarm
+from gateway.mqttclient import BufferedClient
 from gateway.store import Store
 
 log = logging.getLogger("lonewatch.ingest")
@@ -135,7 +136,7 @@ class Ingest:
         self._writer = threading.Thread(target=self._write_loop, name="lonewatch-writer", daemon=True)
         self.status_topic = protocol.gateway_status_topic(config.gateway.id)
 
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2, client_id=config.client_id, clean_session=False,
             protocol=mqtt.MQTTv311, manual_ack=True,
         )
