@@ -9,6 +9,7 @@ live in gateway.ingest; neither ever waits for the event loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from datetime import datetime
@@ -226,41 +227,45 @@ class Gateway:
                 log.exception("retention purge failed; trying again later")
             await asyncio.sleep(self.config.privacy.purge_interval_s)
 
-    async def purge_expired(self, now: float) -> dict:
+    async def purge_expired(self, now: float, chunk_rows: int | None = None) -> dict:
         """Remove personal data older than the retention period, and heartbeats
         older than theirs; audit what was removed.
 
-        In chunks, each its own short transaction: after a day's downtime (or a
-        shorter retention set) there are millions of rows to go, and one long
-        transaction would hold back the ingest, and the alarms it is storing,
-        for seconds or minutes. The one audit entry is written with the first
-        chunk and its counts updated with each, so it always matches what is gone.
+        In chunks (chunk_rows, default PURGE_CHUNK_ROWS), each its own short
+        transaction: after a day's downtime (or a shorter retention set) there
+        are millions of rows to go, and one long transaction would hold back
+        the ingest, and the alarms it is storing, for seconds or minutes. The
+        one audit entry is written with the first chunk and its counts updated
+        with each, so it always matches what is gone.
         """
         privacy = self.config.privacy
+        chunk_rows = chunk_rows or PURGE_CHUNK_ROWS
         cutoff = now - privacy.retention_days * 86400
         heartbeat_cutoff = now - privacy.heartbeat_retention_days * 86400
-        total: dict[str, int] = {}
+        total: collections.Counter = collections.Counter()
         audit_id = None
         while True:
             with self.store.transaction():
-                counts = self.store.purge_expired(cutoff, heartbeat_cutoff, PURGE_CHUNK_ROWS)
-                for what, n in counts.items():
-                    total[what] = total.get(what, 0) + n
+                counts = self.store.purge_expired(cutoff, heartbeat_cutoff, chunk_rows)
+                total.update(counts)
                 if any(counts.values()):
-                    detail = (f"older than {privacy.retention_days:g} days: "
-                              + ", ".join(f"{total[what]} {what}" for what in total if what != "heartbeats")
-                              + f"; heartbeats older than {privacy.heartbeat_retention_days:g} days:"
-                              f" {total['heartbeats']}")
+                    detail = self._purge_detail(total)
                     if audit_id is None:
                         audit_id = self.store.audit(now, "gateway", "retention_purge", detail)
                     else:
                         self.store.set_audit_detail(audit_id, detail)
-            if max(counts.values()) < PURGE_CHUNK_ROWS:
+            if max(counts.values()) < chunk_rows:
                 break
             await asyncio.sleep(PURGE_PAUSE_S)
         if audit_id is not None:
             log.info("retention purge %s", detail)
-        return total
+        return dict(total)
+
+    def _purge_detail(self, total: dict) -> str:
+        privacy = self.config.privacy
+        personal = ", ".join(f"{n} {what}" for what, n in total.items() if what != "heartbeats")
+        return (f"older than {privacy.retention_days:g} days: {personal}; "
+                f"heartbeats older than {privacy.heartbeat_retention_days:g} days: {total['heartbeats']}")
 
     # ---- operations ---------------------------------------------------------
 

@@ -472,10 +472,12 @@ class Store:
         cutoffs, in the caller's transaction; return the counts. A count equal
         to `limit` means there may be more.
 
-        Heartbeats go after heartbeat_cutoff. Other messages (with their
-        locations), rejects and sent commands (with the operator's name) go
-        after cutoff; incidents and sessions stay as records that something
-        happened, without where or who.
+        Heartbeats go after heartbeat_cutoff (never earlier than cutoff, the
+        config sees to that), and only through their own statement, so each
+        count says what went. Other messages (with their locations), rejects
+        and sent commands (with the operator's name) go after cutoff;
+        incidents and sessions stay as records that something happened,
+        without where or who.
         """
         def run(sql: str, cut: float) -> int:
             return self.db.conn.execute(sql, (cut, limit)).rowcount
@@ -486,7 +488,7 @@ class Store:
                               " INDEXED BY messages_heartbeat_age"
                               " WHERE kind = 'heartbeat' AND received_at < ? LIMIT ?)", heartbeat_cutoff),
             "messages": run("DELETE FROM messages WHERE id IN (SELECT id FROM messages"
-                            " WHERE received_at < ? LIMIT ?)", cutoff),
+                            " WHERE received_at < ? AND kind != 'heartbeat' LIMIT ?)", cutoff),
             "rejects": run("DELETE FROM rejects WHERE id IN (SELECT id FROM rejects"
                            " WHERE received_at < ? LIMIT ?)", cutoff),
             "commands": run("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"

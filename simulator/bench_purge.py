@@ -55,18 +55,16 @@ def measure(rows: int, chunk_rows: int) -> dict:
                     gateway.store.audit(time.time(), "bench", "probe")
                 time.sleep(0.001)
 
-        saved, service.PURGE_CHUNK_ROWS = service.PURGE_CHUNK_ROWS, chunk_rows
         probe = threading.Thread(target=writer, daemon=True)
         try:
             probe.start()
             time.sleep(0.05)
             started = time.perf_counter()
-            counts = asyncio.run(gateway.purge_expired(now))
+            counts = asyncio.run(gateway.purge_expired(now, chunk_rows))
             total = time.perf_counter() - started
         finally:
             stop.set()
             probe.join()
-            service.PURGE_CHUNK_ROWS = saved
             gateway.store.close()
         if counts["heartbeats"] != rows:
             raise RuntimeError(f"purged {counts['heartbeats']} of {rows} heartbeats")
