@@ -1,18 +1,28 @@
-"""The gateway's paho client, reading the socket in large chunks.
+"""The gateway's paho client: fewer system calls per message, same bytes.
 
-paho reads each packet with at least three `recv` calls: the type byte, the
-length byte(s), then the body. Every call is a system call that also lets go
-of the GIL, and in the gateway the writer thread and the event loop are
-waiting for it: each hand-over is a context switch. In an alarm burst that was
-about six `recv` per alarm on paho's thread. Reading up to 64 KiB at a time
-and handing paho its bytes from that buffer made the gateway about 11 % faster
-with 13 % less CPU per alarm (docs/gateway.md, Benchmark).
+paho makes several system calls per packet, and each one lets go of the GIL
+while the writer thread and the event loop are waiting for it, so each is a
+hand-over between threads. In an alarm burst the gateway spends its time on
+those hand-overs (docs/gateway.md, Benchmark). This client changes three
+things and nothing else:
 
-Two things keep it correct: paho only reads after select() says the socket
-is readable, so loop_read() goes on while whole packets are still in the
-buffer rather than leave them waiting for the next byte from the network; and
-every new connection starts with an empty buffer, so no byte of a broken
-connection is read as part of the next.
+- Reads: paho reads a packet with at least three `recv` calls (type byte,
+  length, body). This client reads up to 64 KiB at once and hands paho its
+  bytes from that buffer. paho only reads after select() says the socket is
+  readable, so loop_read() goes on while whole packets are still buffered
+  rather than leave them waiting for the next byte from the network.
+- Writes: paho sends every queued packet (each PUBACK, each command) with its
+  own `send`. This client collects what one loop_write() has queued and sends
+  it in one call; what the socket does not take yet is kept and sent first
+  next time, and want_write() says so, so paho's select() waits for it.
+- Wake-ups: every packet queued from another thread (the writer's PUBACKs,
+  the event loop's commands) also writes a byte to paho's internal socket
+  pair to wake its select(). One byte is enough until paho has read it: the
+  write that follows drains the whole queue.
+
+Every new connection starts with both buffers empty, so no byte of a broken
+connection is read as part of the next one, and no PUBACK meant for a packet
+id of the old connection reaches the new one, where that id may be reused.
 """
 
 from __future__ import annotations
@@ -22,9 +32,57 @@ import paho.mqtt.client as mqtt
 READ_CHUNK = 65536
 
 
+class _WakeSender:
+    """paho's end of the socket pair that interrupts its select(): sends the
+    wake-up byte only if the last one has not been read yet."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.pending = False
+
+    def send(self, data: bytes) -> int:
+        if self.pending:
+            return 0
+        self.pending = True  # before the byte: a reader clearing it after will drain our packet
+        return self.sock.send(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
+class _WakeReceiver:
+    """The select() end: clears the flag before reading, so a packet queued
+    after this point sends a new byte, and one queued before it is written by
+    the loop_write() paho runs right after reading the byte."""
+
+    def __init__(self, sock, sender: _WakeSender):
+        self.sock = sock
+        self.sender = sender
+
+    def recv(self, bufsize: int) -> bytes:
+        if self.sender is not None:
+            self.sender.pending = False
+        return self.sock.recv(bufsize)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
 class BufferedClient(mqtt.Client):
     _buffer = b""
     _at = 0
+    _unsent = b""
+    _collecting = None  # list of bytes while a loop_write() runs
+    _wake_w = None
+    _wake_r = None
+
+    # ---- reads ----------------------------------------------------------
 
     def _sock_recv(self, bufsize: int) -> bytes:
         # paho's one read primitive (paho-mqtt 2.x); it raises BlockingIOError
@@ -44,6 +102,82 @@ class BufferedClient(mqtt.Client):
             rc = super().loop_read(max_packets)
         return rc
 
+    # ---- writes ---------------------------------------------------------
+
+    def _sock_send(self, buf) -> int:
+        # paho's one write primitive. While _packet_write() runs, it takes the
+        # bytes into one buffer, sent in a single call when it returns.
+        if self._collecting is None:
+            return super()._sock_send(buf)
+        self._collecting.append(bytes(buf))
+        return len(buf)
+
+    def _packet_write(self) -> mqtt.MQTTErrorCode:
+        if self._unsent:
+            rc = self._send_unsent()
+            if rc != mqtt.MQTT_ERR_SUCCESS or self._unsent:
+                return rc
+        self._collecting = []
+        try:
+            rc = super()._packet_write()
+        finally:
+            collected, self._collecting = self._collecting, None
+        if collected:
+            self._unsent = b"".join(collected)
+            sent_rc = self._send_unsent()
+            if rc == mqtt.MQTT_ERR_SUCCESS:
+                rc = sent_rc
+        return rc
+
+    def _send_unsent(self) -> mqtt.MQTTErrorCode:
+        if self._sock is None:
+            self._unsent = b""  # paho closed it (a DISCONNECT it wrote): nowhere to send
+            return mqtt.MQTT_ERR_NO_CONN
+        try:
+            sent = super()._sock_send(self._unsent)
+        except BlockingIOError:
+            return mqtt.MQTT_ERR_AGAIN
+        except OSError:
+            return mqtt.MQTT_ERR_CONN_LOST
+        self._unsent = self._unsent[sent:]
+        return mqtt.MQTT_ERR_AGAIN if self._unsent else mqtt.MQTT_ERR_SUCCESS
+
+    def _sock_close(self) -> None:
+        # paho closes the socket right after "writing" a DISCONNECT: send what
+        # is collected first, as far as the socket takes it without waiting.
+        if self._collecting and self._sock is not None:
+            try:
+                self._sock.send(b"".join(self._collecting))
+            except OSError:
+                pass
+            self._collecting = []
+        super()._sock_close()
+
+    def want_write(self) -> bool:
+        return bool(self._unsent) or super().want_write()
+
+    # ---- wake-ups -------------------------------------------------------
+
+    @property
+    def _sockpairW(self):
+        return self._wake_w
+
+    @_sockpairW.setter
+    def _sockpairW(self, sock) -> None:
+        self._wake_w = None if sock is None else _WakeSender(sock)
+        if self._wake_r is not None:
+            self._wake_r.sender = self._wake_w
+
+    @property
+    def _sockpairR(self):
+        return self._wake_r
+
+    @_sockpairR.setter
+    def _sockpairR(self, sock) -> None:
+        self._wake_r = None if sock is None else _WakeReceiver(sock, self._wake_w)
+
+    # ---- connections ----------------------------------------------------
+
     def reconnect(self) -> mqtt.MQTTErrorCode:
-        self._buffer, self._at = b"", 0
+        self._buffer, self._at, self._unsent = b"", 0, b""
         return super().reconnect()
