@@ -128,19 +128,27 @@ def measure_bare(port: int, count: int, run: int, mix: str) -> float:
 
 class _StoredBurst:
     """Counts the burst's rows as the gateway commits them. One read-only
-    connection, and only rows newer than the burst's start are scanned: the
-    observer must not take the CPU the gateway is being measured on."""
+    connection, and each look scans only the rows committed since the last:
+    the observer must not take the CPU the gateway is being measured on.
+    (The ingest writer is the only one inserting messages and commits one
+    batch at a time, so ids only grow.)"""
 
     def __init__(self, db: Path):
         self.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         self.after = self.conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+        self.stored = 0
 
     def count(self) -> int:
         try:
-            return self.conn.execute("SELECT count(*) FROM messages WHERE id > ? AND device LIKE 'burst-%'",
-                                     (self.after,)).fetchone()[0]
+            new, last = self.conn.execute(
+                "SELECT count(*) FILTER (WHERE device LIKE 'burst-%'), max(id) FROM messages WHERE id > ?",
+                (self.after,)).fetchone()
         except sqlite3.OperationalError:
-            return 0
+            return self.stored
+        if last is not None:
+            self.stored += new
+            self.after = last
+        return self.stored
 
 
 def measure_gateway(port: int, db: Path, count: int, run: int, mix: str) -> float:
