@@ -127,7 +127,9 @@ class Gateway:
     def _apply(self, effects: Effects) -> None:
         # One query for all the incidents of an ingest batch (often many alarms of a few incidents).
         current = self.store.get_incidents(i for i, _, _ in effects.incidents) if effects.incidents else {}
-        for incident_id, event, tier in effects.incidents:
+        # An outbox replay attaches several alarms to one incident in one batch: each
+        # would be the same update (the same snapshot, taken after the commit), so it goes once.
+        for incident_id, event, tier in dict.fromkeys(effects.incidents):
             incident = current[incident_id]
             self._publish_live({"type": "incident", "event": event, "incident": incident})
             if event in ROUTED_EVENTS:

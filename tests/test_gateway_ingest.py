@@ -64,6 +64,43 @@ async def test_second_panic_while_open_attaches_to_the_incident(tmp_path, mosqui
         device.close()
 
 
+async def test_alarms_stored_in_one_batch_reach_the_desk_as_one_update(tmp_path, mosquitto):
+    # A device back from an outage replays its outbox: nine more alarms of an
+    # open incident arrive while the writer is busy, and are stored together.
+    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001"]})
+    async with running_gateway(config) as gateway:
+        live = gateway.subscribe_live()
+        arrived = []
+        hand_to_writer = gateway.ingest.client.on_message
+
+        def count_arrivals(client, userdata, message):
+            hand_to_writer(client, userdata, message)
+            arrived.append(message.topic)
+
+        gateway.ingest.client.on_message = count_arrivals
+        device = Device(mosquitto)
+        device.alarm("panic")
+        await next_live(live, lambda u: u["type"] == "incident" and u["event"] == "raised")
+        with gateway.store.lock:  # the writer waits for it with what it has taken
+            for _ in range(9):
+                device.alarm("panic")
+            await wait_for(lambda: sum(t.endswith("/alarm") for t in arrived) == 10, timeout=15,
+                           what="all ten alarms handed to the writer")
+        attached = []
+        while not attached or attached[-1]["incident"]["alarm_count"] < 10:
+            attached.append(await next_live(live, lambda u: u["type"] == "incident" and u["event"] == "attached"))
+        # One _apply puts all of a batch's updates at once: any repeat is already queued.
+        while not live.empty():
+            update = live.get_nowait()
+            if update["type"] == "incident" and update["event"] == "attached":
+                attached.append(update)
+        # The writer took some of the nine before it waited, and takes the rest
+        # in one batch: two batches at most, one update each.
+        assert 1 <= len(attached) <= 2
+        assert attached[-1]["incident"]["alarm_count"] == 10
+        device.close()
+
+
 async def test_outbox_alarm_is_dated_when_it_happened(tmp_path, mosquitto):
     config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001"]})
     async with running_gateway(config) as gateway:
