@@ -32,39 +32,25 @@ import paho.mqtt.client as mqtt
 READ_CHUNK = 65536
 
 
-class _WakeSender:
-    """paho's end of the socket pair that interrupts its select(): sends the
-    wake-up byte only if the last one has not been read yet."""
+class _WakeEnd:
+    """One end of the socket pair paho uses to interrupt its select(). Both
+    ends share the client's flag. The sending end writes a byte only if the
+    last one is still unread. The receiving end clears the flag before it
+    reads, so a packet queued after that sends a new byte, and one queued
+    before it is written by the loop_write() paho runs right after the read."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, client: "BufferedClient"):
         self.sock = sock
-        self.pending = False
+        self.client = client
 
     def send(self, data: bytes) -> int:
-        if self.pending:
+        if self.client._wake_pending:
             return 0
-        self.pending = True  # before the byte: a reader clearing it after will drain our packet
+        self.client._wake_pending = True  # before the byte: a reader clearing it after will drain our packet
         return self.sock.send(data)
 
-    def close(self) -> None:
-        self.sock.close()
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-
-class _WakeReceiver:
-    """The select() end: clears the flag before reading, so a packet queued
-    after this point sends a new byte, and one queued before it is written by
-    the loop_write() paho runs right after reading the byte."""
-
-    def __init__(self, sock, sender: _WakeSender):
-        self.sock = sock
-        self.sender = sender
-
     def recv(self, bufsize: int) -> bytes:
-        if self.sender is not None:
-            self.sender.pending = False
+        self.client._wake_pending = False
         return self.sock.recv(bufsize)
 
     def close(self) -> None:
@@ -74,13 +60,26 @@ class _WakeReceiver:
         return self.sock.fileno()
 
 
+def _wake_end(name: str) -> property:
+    """paho's attribute for one end of its socket pair, holding a _WakeEnd.
+    A new pair holds no byte, so whatever was pending is no longer."""
+
+    def get(self):
+        return self.__dict__.get(name)
+
+    def set(self, sock) -> None:
+        self._wake_pending = False
+        self.__dict__[name] = None if sock is None else _WakeEnd(sock, self)
+
+    return property(get, set)
+
+
 class BufferedClient(mqtt.Client):
     _buffer = b""
     _at = 0
     _unsent = b""
     _collecting = None  # list of bytes while a loop_write() runs
-    _wake_w = None
-    _wake_r = None
+    _wake_pending = False
 
     # ---- reads ----------------------------------------------------------
 
@@ -158,23 +157,8 @@ class BufferedClient(mqtt.Client):
 
     # ---- wake-ups -------------------------------------------------------
 
-    @property
-    def _sockpairW(self):
-        return self._wake_w
-
-    @_sockpairW.setter
-    def _sockpairW(self, sock) -> None:
-        self._wake_w = None if sock is None else _WakeSender(sock)
-        if self._wake_r is not None:
-            self._wake_r.sender = self._wake_w
-
-    @property
-    def _sockpairR(self):
-        return self._wake_r
-
-    @_sockpairR.setter
-    def _sockpairR(self, sock) -> None:
-        self._wake_r = None if sock is None else _WakeReceiver(sock, self._wake_w)
+    _sockpairR = _wake_end("_wake_r")
+    _sockpairW = _wake_end("_wake_w")
 
     # ---- connections ----------------------------------------------------
 
