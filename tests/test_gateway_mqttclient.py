@@ -19,9 +19,14 @@ CONNACK = b"\x20\x02\x00\x00"
 
 
 def publish(topic: str, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH of any size (the remaining length in as many bytes as it needs)."""
     body = struct.pack("!H", len(topic)) + topic.encode() + payload
-    assert len(body) < 128
-    return bytes([0x30, len(body)]) + body
+    length, encoded = len(body), b""
+    while True:
+        digit, length = length % 128, length // 128
+        encoded += bytes([digit | (0x80 if length else 0)])
+        if not length:
+            return b"\x30" + encoded + body
 
 
 def read_connect(conn: socket.socket) -> None:
@@ -32,13 +37,31 @@ def read_connect(conn: socket.socket) -> None:
         remaining -= len(conn.recv(remaining))
 
 
-class ScriptedBroker:
+class ListeningBroker:
+    """Accepts one connection at a time, answers CONNECT with CONNACK; the
+    test then reads every byte the client sends after its CONNECT."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+
+    def accept(self, timeout: float = 5.0) -> socket.socket:
+        self.server.settimeout(timeout)
+        conn, _ = self.server.accept()
+        read_connect(conn)
+        conn.sendall(CONNACK)
+        return conn
+
+    def close(self):
+        self.server.close()
+
+
+class ScriptedBroker(ListeningBroker):
     """Accepts connections one after another; for each, answers CONNECT with
     CONNACK and then sends that connection's bytes in one write."""
 
     def __init__(self, scripts: list[tuple[bytes, bool]]):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
+        super().__init__()
         self.scripts = scripts
         self.connections = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -47,18 +70,14 @@ class ScriptedBroker:
     def _serve(self):
         held = []
         for data, close in self.scripts:
-            conn, _ = self.server.accept()
+            conn = self.accept(timeout=None)
             self.connections += 1
-            read_connect(conn)
-            conn.sendall(CONNACK + data)
+            conn.sendall(data)
             if close:
                 conn.close()
             else:
                 held.append(conn)  # stays open, and silent: nothing more arrives
         time.sleep(30)
-
-    def close(self):
-        self.server.close()
 
 
 def run_client(broker: ScriptedBroker, expected: int, timeout: float = 5.0) -> list[tuple[str, bytes]]:
@@ -118,36 +137,6 @@ def puback(mid: int) -> bytes:
     return bytes([PUBACK, 2]) + struct.pack("!H", mid)
 
 
-def publish_qos0(topic: str, payload: bytes) -> bytes:
-    """A PUBLISH of any size (the remaining length in as many bytes as it needs)."""
-    body = struct.pack("!H", len(topic)) + topic.encode() + payload
-    length, encoded = len(body), b""
-    while True:
-        digit, length = length % 128, length // 128
-        encoded += bytes([digit | (0x80 if length else 0)])
-        if not length:
-            return b"\x30" + encoded + body
-
-
-class ListeningBroker:
-    """Accepts one connection at a time, answers CONNECT with CONNACK; the
-    test then reads every byte the client sends after its CONNECT."""
-
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-
-    def accept(self, timeout: float = 5.0) -> socket.socket:
-        self.server.settimeout(timeout)
-        conn, _ = self.server.accept()
-        read_connect(conn)
-        conn.sendall(CONNACK)
-        return conn
-
-    def close(self):
-        self.server.close()
-
-
 def read_exactly(conn: socket.socket, size: int, timeout: float) -> bytes:
     """size bytes, or fewer if they do not come within timeout."""
     conn.settimeout(timeout)
@@ -189,7 +178,7 @@ def fill_the_socket(client: BufferedClient) -> list[bytes]:
     packets = []
     for n in range(80):
         client.publish(BIG_TOPIC, bytes([n]) * 100_000, qos=0)
-        packets.append(publish_qos0(BIG_TOPIC, bytes([n]) * 100_000))
+        packets.append(publish(BIG_TOPIC, bytes([n]) * 100_000))
     time.sleep(0.5)  # paho's thread has written what the socket takes
     assert client.want_write(), "the test needs bytes the socket did not take"
     return packets
