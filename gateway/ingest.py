@@ -17,6 +17,14 @@ id makes the redelivery a duplicate, not a second incident. If SQLite cannot
 commit (locked, disk full) the writer retries the same batch and acks
 nothing meanwhile; the broker's in-flight window then holds the rest.
 
+A message is the unit of failure. Whatever goes wrong while one message is
+parsed, validated, stored or turned into commands makes that message a
+reject (on an alarm topic, a technical "unreadable alarm" incident), and the
+rest of its batch is stored and acknowledged. Only a failure of the
+database itself stops acknowledging, and that is told by what failed
+(SQLite's error code), not by where: a message that makes SQLite refuse its
+values is the message's fault, and must not hold back the alarms behind it.
+
 Packet ids belong to one connection: after a reconnect the broker resends
 everything unacknowledged under the same ids, possibly reused, so acks for
 messages received on an earlier connection are dropped, never sent.
@@ -52,6 +60,18 @@ SUBSCRIPTIONS = [(f"{protocol.TOPIC_ROOT}/+/+/{kind}", 1) for kind in protocol.U
 # latency target. 200 -> 500: the alarms-only burst about 12 % faster.
 MAX_BATCH = 500
 REJECT_LOG_EVERY_S = 60.0
+# Heartbeats (QoS 0, replaced 30 s later) received while this many messages
+# wait to be stored are shed rather than queued: while the database refuses
+# writes, a fleet's heartbeats would otherwise grow the queue without bound.
+# QoS 1 messages are never shed; the broker's in-flight window holds those.
+SHED_HEARTBEATS_ABOVE = 20_000
+# SQLite's primary result codes that mean the database itself cannot take a
+# write now. Any other failure while storing belongs to the message.
+DATABASE_FAILURES = frozenset({
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOTADB,
+})
 RETRY_DELAYS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 STOP = object()
 GATEWAY_TOPICS = f"{protocol.TOPIC_ROOT}/_gw/"
@@ -80,6 +100,7 @@ class Counters:
         self.unregistered = 0
         self.acked = 0
         self.store_retries = 0
+        self.heartbeats_shed = 0  # written by paho's network thread only
         self._recent = collections.deque()  # (time, accepted in that batch)
 
     def note_batch(self, now: float, n: int) -> None:
@@ -99,6 +120,20 @@ class Counters:
         received, rejected, self.duplicates, self.location_dropped, self.unregistered = saved
         self.received.update(received)
         self.rejected.update(rejected)
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    """True when the database (or the process) cannot store anything now,
+    False when the failure is one message's."""
+    if isinstance(exc, MemoryError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and (code & 0xFF) in DATABASE_FAILURES
+
+
+def _printable(text: str) -> str:
+    """Text the store can hold whatever a message put into it (a lone surrogate cannot be UTF-8)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _alarm_topic_device(topic: str) -> tuple[str, str] | None:
@@ -127,6 +162,9 @@ class Ingest:
         self.counters = Counters()
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()  # C-implemented: cheap per message
         self.db_ok = True
+        # Why the last batch could not be committed, and since when; None while it commits.
+        self.db_error: str | None = None
+        self.db_failing_since: float | None = None
         self.connected_since: float | None = None
         self._on_committed = on_committed
         self._loop = loop
@@ -136,6 +174,7 @@ class Ingest:
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
         self._last_reject_log: dict[tuple[str, str], float] = {}
+        self._last_shed_log = float("-inf")
         self._writer = threading.Thread(target=self._write_loop, name="lonewatch-writer", daemon=True)
         self.status_topic = protocol.gateway_status_topic(config.gateway.id)
 
@@ -246,7 +285,16 @@ class Ingest:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "replace")
-        self.inbox.put(Received(self._generation, message.mid, message.qos, topic, message.payload, time.time()))
+        now = time.time()
+        if message.qos == 0 and topic.endswith("/heartbeat") and self.inbox.qsize() > SHED_HEARTBEATS_ABOVE:
+            self.counters.heartbeats_shed += 1
+            if now - self._last_shed_log >= REJECT_LOG_EVERY_S:
+                self._last_shed_log = now
+                log.warning("%d messages wait to be stored: shedding heartbeats until the backlog clears "
+                            "(%d so far; alarms and events are kept)", self.inbox.qsize(),
+                            self.counters.heartbeats_shed)
+            return
+        self.inbox.put(Received(self._generation, message.mid, message.qos, topic, message.payload, now))
 
     # ---- writer thread -----------------------------------------------------
 
@@ -279,11 +327,12 @@ class Ingest:
     def _commit(self, batch: list[Received], sent: list[Command]) -> Effects | None:
         """Commit the batch; None if told to stop while the database refuses.
 
-        Fast path: the whole batch in one transaction. Should handling a
-        message fail unexpectedly (a bug, not the database), the batch is
-        rolled back and done again carefully, each message in a savepoint of
-        its own, so that one message is kept as an internal_error reject and
-        the others are stored as usual.
+        Fast path: the whole batch in one transaction. Should anything but
+        the database fail, the batch is rolled back and done again
+        carefully, each message in a savepoint of its own, so that the
+        message that failed is kept as a reject and the others are stored
+        as usual. A database failure is retried, the same batch, until it
+        commits: nothing is acknowledged meanwhile.
         """
         attempt = 0
         careful = False
@@ -295,27 +344,55 @@ class Ingest:
                     for item in batch:
                         self._record(item, effects, careful)
                     if sent:
-                        downlink.mark_sent(self.store, effects, sent, time.time())
+                        self._mark_sent(sent, effects, careful)
                     self.downlink.store(self.store, effects)
-                self.db_ok = True
-                if batch:
-                    self.counters.note_batch(time.time(), len(batch))
-                return effects
             except Exception as exc:
                 self.counters.restore(counted)
-                if not careful and not isinstance(exc, sqlite3.OperationalError):
-                    careful = True  # a bug handling some message: find which, keep the others
+                if not careful and not is_database_failure(exc):
+                    careful = True  # one message's failure: find which, keep the others
                     continue
-                # The database is unwell (locked, full), or the batch's own work
-                # failed: nothing was committed and nothing is acked; retry the same batch.
-                self.db_ok = False
-                self.counters.store_retries += 1
+                if not is_database_failure(exc):
+                    # Careful mode charges every failure to its message, so
+                    # this is the commit itself failing: keep it visible.
+                    log.exception("cannot commit %d message(s)", len(batch))
+                self._database_failed(exc, len(batch))
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-                log.error("cannot commit %d message(s) (%s); retrying in %.2f s, not acknowledging",
-                          len(batch), exc, delay)
                 attempt += 1
                 if self._stopping.wait(delay):
                     return None
+                continue
+            if not self.db_ok:
+                log.warning("the database takes writes again (it refused them for %.1f s: %s)",
+                            time.time() - self.db_failing_since, self.db_error)
+            self.db_ok, self.db_error, self.db_failing_since = True, None, None
+            if batch:
+                self.counters.note_batch(time.time(), len(batch))
+            return effects
+
+    def _database_failed(self, exc: Exception, n: int) -> None:
+        self.counters.store_retries += 1
+        self.db_error = _printable(f"{type(exc).__name__}: {exc}")
+        if self.db_ok:
+            self.db_ok, self.db_failing_since = False, time.time()
+            log.error("cannot commit %d message(s): %s. Not acknowledging anything until the database "
+                      "takes writes again; the broker keeps the messages meanwhile. Retrying.", n, self.db_error)
+
+    def _mark_sent(self, sent: list[Command], effects: Effects, careful: bool) -> None:
+        if not careful:
+            downlink.mark_sent(self.store, effects, sent, time.time())
+            return
+        own = Effects()
+        try:
+            with self.store.savepoint():
+                downlink.mark_sent(self.store, own, sent, time.time())
+        except Exception as exc:
+            if is_database_failure(exc):
+                raise
+            # Left unsent in the outbox: the next start publishes them again,
+            # under the same ids, which the devices ignore as repeats.
+            log.exception("internal error marking %d command(s) sent", len(sent))
+        else:
+            effects.extend(own)
 
     def _ack(self, batch: list[Received]) -> None:
         with self._ack_lock:
@@ -328,6 +405,25 @@ class Ingest:
         """Store one message and everything it implies, in the caller's transaction."""
         if item.topic.startswith(GATEWAY_TOPICS):
             return  # gateways' own status (ours included) matches lonewatch/v1/+/+/status
+        if not careful:
+            self._handle(item, effects)
+            return
+        own = Effects()  # kept only if this message's changes are
+        counted = self.counters.snapshot()
+        try:
+            with self.store.savepoint():  # a failure here loses only this message's changes
+                self._handle(item, own)
+                self.downlink.store(self.store, own)
+        except Exception as exc:
+            if is_database_failure(exc):
+                raise  # the database itself is unwell: retry the batch
+            self.counters.restore(counted)
+            log.exception("internal error handling a message on %s", _printable(item.topic[:120]))
+            self._reject(item, "internal_error", f"{type(exc).__name__}: {exc}", effects)
+        else:
+            effects.extend(own)
+
+    def _handle(self, item: Received, effects: Effects) -> None:
         try:
             message = protocol.parse_message(item.topic, item.payload)
         except protocol.Invalid as exc:
@@ -336,25 +432,11 @@ class Ingest:
         if message.kind not in protocol.UPLINK_KINDS:
             self._reject(item, "bad_topic", f"{message.kind} is not an uplink topic", effects)
             return
-        if not careful:
-            self._accept(message, item.received_at, effects)
-            return
-        own = Effects()  # kept only if this message's changes are
-        counted = self.counters.snapshot()
-        try:
-            with self.store.savepoint():  # a bug here loses only this message's changes
-                self._accept(message, item.received_at, own)
-        except sqlite3.OperationalError:
-            raise  # the database itself is unwell: retry the batch
-        except Exception as exc:  # a bug must not stop the ingest; keep the evidence instead
-            self.counters.restore(counted)
-            log.exception("internal error handling %s", item.topic)
-            self._reject(item, "internal_error", f"{type(exc).__name__}: {exc}", effects)
-        else:
-            effects.extend(own)
+        self._accept(message, item.received_at, effects)
 
     def _reject(self, item: Received, reason: str, detail: str, effects: Effects) -> None:
         self.counters.rejected[reason] += 1
+        detail = _printable(detail)
         parts = item.topic.split("/")
         device = parts[3][:32] if len(parts) == 5 else None
         self.store.add_reject(item.received_at, item.topic, device, reason, detail, len(item.payload))

@@ -18,8 +18,14 @@ TOPIC_ROOT = "lonewatch/v1"
 # A device has about 100 KB of heap; 2 KiB bounds what either side must buffer.
 MAX_PAYLOAD_BYTES = 2048
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-ALARM_ID_RE = re.compile(r"^([a-z0-9][a-z0-9_-]{0,31}):([0-9]{1,10}):([0-9]{1,10})$")
+# \Z, not $: $ also matches before a trailing newline, which would let
+# "dev-001\n" pass as a device name.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+ALARM_ID_RE = re.compile(r"^([a-z0-9][a-z0-9_-]{0,31}):([0-9]{1,10}):([0-9]{1,10})\Z")
+# Objects and arrays nested deeper than this are refused before anything
+# looks at them: no valid message nests beyond 2 (a location in an alarm,
+# a setting in a config command).
+MAX_DEPTH = 4
 
 UPLINK_KINDS = ("alarm", "event", "heartbeat", "status")
 DOWNLINK_KINDS = ("cmd",)
@@ -55,7 +61,9 @@ COMMANDS_WITH_REF = ("delivered", "help_coming", "resolved")
 REASONS = (
     "bad_topic",
     "too_large",
+    "bad_encoding",
     "bad_json",
+    "too_deep",
     "unsupported_version",
     "schema",
     "device_mismatch",
@@ -123,14 +131,21 @@ def _int(lo: int | None = None, hi: int | None = None):
     return check
 
 
-def _number(lo: float | None = None):
+def _number(lo: float, hi: float):
     def check(v):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return "must be a finite number"
-        if lo is not None and v < lo:
+        if v < lo:
             return f"must be >= {lo}"
+        if v > hi:
+            return f"must be <= {hi}"
         return None
     return check
+
+
+def _version(v):
+    # Not `v == 1`: true and 1.0 are equal to 1 in Python but are not the integer 1.
+    return None if type(v) is int and v == VERSION else f"must be the integer {VERSION}"
 
 
 def _str(max_len: int = 64):
@@ -174,14 +189,17 @@ def _object(v):
     return None if isinstance(v, dict) else "must be an object"
 
 
+# Every number has an upper bound: without one a valid-looking 2**63 reaches
+# SQLite, whose integers are 64-bit, and fails there instead of here.
 UPTIME = _int(0, 2**53)
-# Wall time from NTP, unix seconds; anything before 2020 means "not synced".
-WALL_TIME = _number(1_577_836_800)
+# Wall time from NTP, unix seconds; anything before 2020 means "not synced",
+# anything from 2100 on is a broken clock.
+WALL_TIME = _number(1_577_836_800, 4_102_444_800)
 
 # kind -> field -> (required, check). Unknown fields are ignored (forward
 # compatible within v1) and never stored.
 _COMMON = {
-    "v": (True, _one_of((VERSION,))),
+    "v": (True, _version),
     "device": (True, _name),
 }
 _OUTBOX = {
@@ -214,7 +232,7 @@ FIELDS: dict[str, dict] = {
         "rssi": (False, _int(-127, 0)),
         "fw": (True, _str(32)),
         "time": (False, WALL_TIME),
-        "outbox": (False, _int(0)),
+        "outbox": (False, _int(0, 1_000_000)),
         "worn": (False, _bool),
     },
     "status": {
@@ -224,13 +242,13 @@ FIELDS: dict[str, dict] = {
         "uptime_ms": (False, UPTIME),
     },
     "cmd": {
-        "v": (True, _one_of((VERSION,))),
+        "v": (True, _version),
         "id": (True, _str(64)),
         "cmd": (True, _one_of(COMMANDS)),
         "ref": (False, _str(64)),
         "by": (False, _str(64)),
         "time": (False, WALL_TIME),
-        "due_in_s": (False, _int(0)),
+        "due_in_s": (False, _int(0, 30 * 24 * 3600)),
         "config": (False, _object),
     },
 }
@@ -285,20 +303,64 @@ def _check_rules(kind: str, body: dict, dropped: list[str]) -> None:
         raise Invalid("schema", "cmd config needs config")
 
 
+def _decode(payload: bytes):
+    """The payload as a JSON value, or Invalid. Strict about what the store
+    and the desk will have to hold: UTF-8 only, Unicode scalar values only,
+    bounded nesting."""
+    try:
+        text = payload.decode("utf-8")  # strict: also refuses surrogates as bytes (ED A0 80)
+    except UnicodeDecodeError as exc:
+        raise Invalid("bad_encoding", f"payload is not UTF-8 (byte {exc.start}: {exc.reason})") from None
+    if text.startswith("\ufeff"):
+        raise Invalid("bad_encoding", "payload starts with a byte order mark; UTF-8 is sent without one")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise Invalid("too_deep", f"objects and arrays nested deeper than {MAX_DEPTH}") from None
+    except ValueError as exc:
+        raise Invalid("bad_json", f"payload is not JSON ({exc})") from None
+    # Both walks are skipped for ordinary messages: without enough brackets
+    # nothing can nest too deep, and a lone surrogate can only come from a
+    # \u escape, since the text itself was valid UTF-8.
+    if text.count("{") + text.count("[") > MAX_DEPTH or "\\u" in text:
+        _check_tree(value, 0)
+    return value
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_tree(value, depth: int) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Invalid("bad_encoding", "a string holds an unpaired surrogate (not a Unicode scalar value)") from None
+        return
+    if isinstance(value, (dict, list)):
+        if depth >= MAX_DEPTH:
+            raise Invalid("too_deep", f"objects and arrays nested deeper than {MAX_DEPTH}")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_tree(key, depth + 1)
+                _check_tree(item, depth + 1)
+        else:
+            for item in value:
+                _check_tree(item, depth + 1)
+
+
 def parse_message(topic_name: str, payload: bytes | str) -> Message:
     """Validate one MQTT message; return it normalised or raise Invalid."""
     site, device, kind = parse_topic(topic_name)
     if isinstance(payload, str):
-        payload = payload.encode()
+        payload = payload.encode("utf-8", "surrogatepass")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Invalid("too_large", f"{len(payload)} bytes, the limit is {MAX_PAYLOAD_BYTES}")
-    try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Invalid("bad_json", f"payload is not JSON ({exc})") from None
+    raw = _decode(payload)
     if not isinstance(raw, dict):
         raise Invalid("bad_json", "payload must be a JSON object")
-    if "v" in raw and raw["v"] != VERSION:
+    if "v" in raw and _version(raw["v"]):
         raise Invalid("unsupported_version", f"v={json.dumps(raw['v'])[:20]}, this gateway speaks v{VERSION}")
     body = _check_fields(kind, raw)
     dropped: list[str] = []

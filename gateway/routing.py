@@ -42,7 +42,7 @@ PRIORITIES = {
 PRIORITY_LEVELS = ("critical", "warning")
 EVENTS = ("raised", "escalated", "acknowledged", "resolved")
 
-CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 CHANNEL_PARSERS = {"webhook": parse_webhook_channel, "email": parse_email_channel}
 # The dashboard is not routed: it is always on.
 RESERVED_CHANNEL_NAMES = ("dashboard",)

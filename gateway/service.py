@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sqlite3
 import time
 from datetime import datetime
 
@@ -29,6 +30,8 @@ log = logging.getLogger("lonewatch.gateway")
 # (they are in the database; the dashboard reloads from there).
 LIVE_QUEUE_SIZE = 10_000
 STOP_TIMEOUT_S = 4.0
+# /healthz reports the timers stalled when they have not run for this many periods.
+TIMERS_STALLED_PERIODS = 10
 # Rows per purge transaction: a few milliseconds of holding the database.
 PURGE_CHUNK_ROWS = 5000
 # Between two chunks. Not 0: the ingest's writer thread is waiting for the
@@ -63,6 +66,7 @@ class Gateway:
         self._live: set[asyncio.Queue] = set()
         self._tasks: list[asyncio.Task] = []
         self._timers_ok = True
+        self._last_tick: float | None = None
 
     # ---- lifecycle ----------------------------------------------------------
 
@@ -207,6 +211,7 @@ class Gateway:
             try:
                 self.tick(time.time())
                 self._timers_ok = True
+                self._last_tick = time.time()
             except Exception:
                 self._timers_ok = False
                 log.exception("timer check failed; retrying in %.1f s", period)
@@ -272,17 +277,43 @@ class Gateway:
     # ---- operations ---------------------------------------------------------
 
     def health(self) -> dict:
-        broker = bool(self.ingest and self.ingest.connected)
-        db = bool(self.ingest and self.ingest.db_ok) and self._timers_ok
-        backlog = self.ingest.inbox.qsize() if self.ingest else 0
+        """What works, and in `problems` what does not, in words for the person on duty."""
+        now = time.time()
+        ingest = self.ingest
+        broker = bool(ingest and ingest.connected)
+        db = bool(ingest and ingest.db_ok)
+        period = min(1.0, self.config.sessions.check_interval_s)
+        stalled = self._last_tick is not None and now - self._last_tick > TIMERS_STALLED_PERIODS * period
+        timers = self._timers_ok and not stalled
+        problems = []
+        if not broker:
+            problems.append(f"not connected to the MQTT broker at {self.config.mqtt.url}: no alarm reaches the "
+                            "gateway until it reconnects (it keeps trying)")
+        if ingest and not db:
+            since = time.strftime("%H:%M:%S", time.localtime(ingest.db_failing_since or now))
+            problems.append(f"the database {self.config.gateway.db} refuses writes since {since} "
+                            f"({ingest.db_error}): nothing is acknowledged, the broker keeps the messages; "
+                            "free disk space or end whatever locks the file")
+        if not timers:
+            problems.append("the timers (escalation, overdue sessions, lost devices) "
+                            + ("have not run for %.0f s" % (now - self._last_tick) if stalled else "are failing")
+                            + ": see the log")
+        try:
+            open_incidents = self.store.count_open_incidents()
+        except sqlite3.Error as exc:
+            open_incidents = None
+            problems.append(f"the database cannot be read: {exc}")
         return {
-            "ok": broker and db,
+            "ok": not problems,
+            "problems": problems,
             "gateway": self.config.gateway.id,
             "broker_connected": broker,
             "db_writable": db,
-            "ingest_backlog": backlog,
-            "open_incidents": self.store.count_open_incidents(),
-            "uptime_s": round(time.time() - self.started_at, 1) if self.started_at else 0.0,
+            "db_error": ingest.db_error if ingest else None,
+            "timers_running": timers,
+            "ingest_backlog": ingest.inbox.qsize() if ingest else 0,
+            "open_incidents": open_incidents,
+            "uptime_s": round(now - self.started_at, 1) if self.started_at else 0.0,
         }
 
     def metrics_text(self) -> str:
@@ -310,6 +341,8 @@ class Gateway:
                [({}, c.unregistered if c else 0)])
         metric("store_retries_total", "counter", "Batches SQLite could not commit at first.",
                [({}, c.store_retries if c else 0)])
+        metric("heartbeats_shed_total", "counter", "Heartbeats not queued because the ingest backlog was full.",
+               [({}, c.heartbeats_shed if c else 0)])
         metric("ingest_rate", "gauge", "Messages committed per second over the last 10 s.",
                [({}, round(c.rate(now), 2) if c else 0)])
         metric("ingest_backlog", "gauge", "Messages (and command PUBACKs) received but not yet committed.",

@@ -197,7 +197,8 @@ async def test_bad_message_next_to_alarm_does_not_block_it(tmp_path, mosquitto, 
                        what="the good alarm")
         await wait_for(lambda: sum(gateway.ingest.counters.rejected.values()) == 23, what="23 rejects")
         rejected = gateway.ingest.counters.rejected
-        assert (rejected["bad_json"], rejected["unsupported_version"], rejected["device_mismatch"]) == (21, 1, 1)
+        assert (rejected["bad_json"], rejected["bad_encoding"], rejected["unsupported_version"],
+                rejected["device_mismatch"]) == (20, 1, 1, 1)
         # The unreadable alarm is on the desk, not swallowed.
         technical = [i for i in gateway.store.list_incidents() if i["cause"] == "unreadable_alarm"]
         assert len(technical) == 1 and technical[0]["device"] == "dev-002"
@@ -207,10 +208,10 @@ async def test_bad_message_next_to_alarm_does_not_block_it(tmp_path, mosquitto, 
         # (24 device messages + the gateway's own retained status)
         await wait_for(lambda: gateway.ingest.counters.acked == 25, what="25 acks")
         logged = [r.getMessage() for r in caplog.records if "rejected message" in r.getMessage()]
-        # Once a minute per device and reason: 3 lines for 23 rejects, one per distinct fault.
+        # Once a minute per device and reason: 4 lines for 23 rejects, one per distinct fault.
         assert sorted(m.split("(")[1].split(")")[0] for m in logged) == \
-            ["bad_json", "device_mismatch", "unsupported_version"]
-        assert 'lonewatch_messages_rejected_total{reason="bad_json"} 21' in gateway.metrics_text()
+            ["bad_encoding", "bad_json", "device_mismatch", "unsupported_version"]
+        assert 'lonewatch_messages_rejected_total{reason="bad_json"} 20' in gateway.metrics_text()
         device.close()
         noisy.close()
 
@@ -269,5 +270,34 @@ async def test_a_bug_handling_one_message_loses_only_that_message(tmp_path, mosq
         # The QoS 1 ones: the alarm, the faulty heartbeat, and the gateway's own retained status.
         await wait_for(lambda: counters.acked == 3, what="three acks")
         assert any("internal error handling" in r.getMessage() for r in caplog.records)
+        device.close()
+        buggy.close()
+
+
+async def test_a_parser_that_fails_on_one_message_holds_back_nothing(tmp_path, mosquitto, monkeypatch):
+    """The failure that once wedged the ingest: the parser raising something
+    other than Invalid. Retried message by message, it must be charged to that
+    message, not taken for a broken database and retried for ever."""
+    from gateway import protocol
+
+    real_parse = protocol.parse_message
+
+    def parse_with_a_bug(topic, payload):
+        if "/dev-002/" in topic:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_parse(topic, payload)
+
+    monkeypatch.setattr(protocol, "parse_message", parse_with_a_bug)
+    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001", "dev-002"]})
+    async with running_gateway(config) as gateway:
+        device, buggy = Device(mosquitto), Device(mosquitto, device="dev-002")
+        before = device.alarm("panic")
+        buggy.publish("event", {"v": 1}, qos=1)
+        after = device.alarm("panic")
+        refs = {(await device.wait_command("delivered")).body["ref"] for _ in range(2)}
+        assert refs == {before["id"], after["id"]}
+        await wait_for(lambda: gateway.ingest.counters.rejected["internal_error"] == 1, what="the internal error")
+        health = gateway.health()
+        assert health["ok"] and health["db_writable"] and gateway.ingest.counters.store_retries == 0
         device.close()
         buggy.close()

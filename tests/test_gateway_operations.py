@@ -59,3 +59,26 @@ async def test_gateway_announces_itself_online_and_offline_retained(tmp_path, mo
         await wait_for(lambda: seen == ["online"], what="online")
     await wait_for(lambda: seen == ["online", "offline"], what="offline after stop")
     watcher.close()
+
+
+async def test_health_says_the_database_refuses_writes_and_recovers(tmp_path, mosquitto):
+    async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED)) as gateway:
+        import sqlite3
+
+        device = Device(mosquitto)
+        blocker = sqlite3.connect(gateway.config.gateway.db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        body = device.alarm("panic")
+        await wait_for(lambda: not gateway.health()["db_writable"], timeout=10, what="the refused write")
+        health = gateway.health()
+        assert health["ok"] is False and health["broker_connected"] and health["timers_running"]
+        assert "locked" in health["db_error"]
+        assert len(health["problems"]) == 1 and "refuses writes" in health["problems"][0]
+        assert gateway.store.list_incidents() == []  # and so nothing was acknowledged
+
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert (await device.wait_command("delivered", timeout=10)).body["ref"] == body["id"]
+        health = gateway.health()
+        assert health["ok"] and health["problems"] == [] and health["db_error"] is None
+        device.close()
