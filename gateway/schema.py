@@ -155,8 +155,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
 
--- Made by the router (gateway/channels/dead_letters.py) when it starts, so a
--- 0.1.0 database that no gateway has run on yet does not have it.
+-- Notifications routing gave up on (gateway/channels/dead_letters.py).
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     time REAL,
@@ -170,7 +169,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     attempts INTEGER
 );
 """
-# Tables a 0.1.0 file may lack: the router made it only once it started.
+# Tables a 0.1.0 file may lack: its router made dead_letters only when a gateway started.
 MADE_LATER_BY_0_1_0 = {"dead_letters"}
 
 
@@ -204,7 +203,9 @@ def _release_0_1_0(db: sqlite_utils.Database) -> None:
     if found:
         expected = sqlite_utils.Database(memory=True)
         _run_script(expected, RELEASE_0_1_0)
-        for table, columns in _columns(expected).items():
+        release_columns = _columns(expected)
+        expected.close()
+        for table, columns in release_columns.items():
             if table not in found and table not in MADE_LATER_BY_0_1_0:
                 raise SchemaError(f"it has no {table} table, so it is not a lonewatch 0.1.0 database")
             if table in found and found[table] != columns:
@@ -250,6 +251,9 @@ def upgrade(db: sqlite_utils.Database, path: str, migrations=MIGRATIONS) -> None
     try:
         found = version(db)
         _refuse_newer(found, latest, path)
+        if found == latest:  # another process upgraded it while we waited for the lock
+            conn.rollback()
+            return
         new = found == 0 and not db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if new:
             log.info("schema: new database %s, creating schema version %d", path, latest)
