@@ -118,6 +118,7 @@ def _run(coro, what: str) -> int:
 
 
 def cmd_alarms(args) -> int:
+    from gateway.schema import SchemaError
     from gateway.store import Store
 
     db = args.db
@@ -131,7 +132,13 @@ def cmd_alarms(args) -> int:
     if not Path(db).exists():
         print(f"lonewatch alarms: no database at {db} (give --db PATH or --config FILE)", file=sys.stderr)
         return 2
-    incidents = Store(db).list_incidents(limit=args.limit, state=args.state)
+    try:
+        store = Store(db)
+    except SchemaError as exc:
+        print(f"lonewatch alarms: {exc}", file=sys.stderr)
+        return 1
+    incidents = store.list_incidents(limit=args.limit, state=args.state)
+    store.close()
     if args.json:
         json.dump(incidents, sys.stdout, default=str)
         print()

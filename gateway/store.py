@@ -8,6 +8,8 @@ serialised by a lock; WAL keeps other processes (the CLI, `lonewatch alarms`)
 reading while the gateway writes. synchronous=FULL because an acknowledged
 alarm must survive a power cut, not only a crash; group commit in the ingest
 writer pays for the fsync.
+
+The tables, and how an older file is upgraded to them, are in gateway.schema.
 """
 
 from __future__ import annotations
@@ -19,138 +21,7 @@ import threading
 
 import sqlite_utils
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    received_at REAL NOT NULL,
-    site TEXT NOT NULL,
-    device TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    msg_id TEXT,
-    type TEXT,
-    device_time REAL,
-    event_time REAL,
-    skew_s REAL,
-    body TEXT NOT NULL
-);
--- The protocol's message id is what makes a resend a duplicate.
-CREATE UNIQUE INDEX IF NOT EXISTS messages_msg_id ON messages (kind, msg_id);
-CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at);
--- Heartbeats have a shorter retention; this finds the old ones without
--- walking past every other kind of message on the way.
-CREATE INDEX IF NOT EXISTS messages_heartbeat_age ON messages (received_at) WHERE kind = 'heartbeat';
-
-CREATE TABLE IF NOT EXISTS rejects (
-    id INTEGER PRIMARY KEY,
-    received_at REAL NOT NULL,
-    topic TEXT NOT NULL,
-    device TEXT,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rejects_received_at ON rejects (received_at);
-
-CREATE TABLE IF NOT EXISTS devices (
-    device TEXT PRIMARY KEY,
-    site TEXT,
-    registered INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL DEFAULT 'unknown',
-    first_seen REAL,
-    last_seen REAL,
-    battery_pct INTEGER,
-    fw TEXT,
-    rssi INTEGER,
-    unregistered_messages INTEGER NOT NULL DEFAULT 0
-);
-
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY,
-    site TEXT NOT NULL,
-    device TEXT NOT NULL,
-    type TEXT NOT NULL,
-    cause TEXT,
-    priority TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    state TEXT NOT NULL,
-    alarm_id TEXT,
-    registered INTEGER NOT NULL,
-    raised_at REAL NOT NULL,
-    received_at REAL NOT NULL,
-    event_time REAL NOT NULL,
-    device_time REAL,
-    skew_s REAL,
-    location TEXT,
-    battery_pct INTEGER,
-    alarm_count INTEGER NOT NULL DEFAULT 1,
-    delivered_at REAL,
-    tier INTEGER NOT NULL DEFAULT 0,
-    alerted_at REAL NOT NULL,
-    acknowledged_at REAL,
-    acknowledged_by TEXT,
-    resolved_at REAL,
-    resolved_by TEXT,
-    resolution TEXT,
-    note TEXT
-);
--- A device's open incidents, oldest first, with no sort: every alarm looks here.
-DROP INDEX IF EXISTS incidents_open;
-CREATE INDEX IF NOT EXISTS incidents_open_by_device ON incidents (device, id) WHERE state != 'resolved';
-
--- Every alarm id that went into an incident: the dedup key.
-CREATE TABLE IF NOT EXISTS incident_alarms (
-    alarm_id TEXT PRIMARY KEY,
-    incident_id INTEGER NOT NULL,
-    received_at REAL NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    at REAL NOT NULL,
-    incident_id INTEGER,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS audit_incident ON audit (incident_id);
-
-CREATE TABLE IF NOT EXISTS sessions (
-    id INTEGER PRIMARY KEY,
-    device TEXT NOT NULL,
-    site TEXT NOT NULL,
-    worker TEXT,
-    place TEXT,
-    phone TEXT,
-    source TEXT NOT NULL,
-    state TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    interval_s REAL NOT NULL,
-    due_at REAL NOT NULL,
-    reminded_due_at REAL,
-    last_check_in REAL,
-    location TEXT,
-    incident_id INTEGER,
-    ended_at REAL,
-    ended_by TEXT
-);
-CREATE INDEX IF NOT EXISTS sessions_device ON sessions (device, state);
-
--- Commands to devices, written in the transaction that decided them; sent_at
--- is set when the broker acknowledged one (PUBACK). Unsent ones are published
--- again when the gateway starts.
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    command_id TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL,
-    site TEXT NOT NULL,
-    device TEXT NOT NULL,
-    cmd TEXT NOT NULL,
-    ref TEXT,
-    payload TEXT NOT NULL,
-    sent_at REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
-"""
+from gateway import schema
 
 INCIDENT_STATES = ("raised", "acknowledged", "resolved")
 SESSION_OPEN_STATES = ("active", "overdue")
@@ -178,12 +49,16 @@ class Store:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=1.0)
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
+        try:
+            # First, before the journal mode is set: a newer release's file is left untouched.
+            schema.upgrade(self.db, path)
+        except BaseException:
+            conn.close()
+            raise
         self.db.enable_wal()
         self.db.execute("PRAGMA synchronous=FULL")
         # Sorts in memory: with the default, a query's sorter can open a temporary file.
         self.db.execute("PRAGMA temp_store=MEMORY")
-        with self.lock:
-            self.db.conn.executescript(SCHEMA)
 
     def close(self) -> None:
         with self.lock:
