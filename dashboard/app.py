@@ -15,19 +15,23 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from dashboard.auth import Sessions, verify_password
+from contract import vocabulary
+from dashboard import metrics as prometheus
+from dashboard.auth import Sessions
+from dashboard.gateway_api import DeskGateway
+from gateway.accounts import verify_password
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "lonewatch_session"
-RESOLVE_REASONS = ("genuine", "false_alarm", "test", "other")
 MAX_NOTE = 2000
 
-GATEWAY = web.AppKey("gateway", object)
+GATEWAY = web.AppKey("gateway", DeskGateway)
 OPERATORS = web.AppKey("operators", dict)
 SESSIONS = web.AppKey("sessions", Sessions)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+METRICS = web.AppKey("metrics", prometheus.CollectorRegistry)
 OPERATOR = web.RequestKey("operator", str)
 
 
@@ -80,7 +84,7 @@ async def index(request: web.Request):
 
 
 async def incidents(request: web.Request):
-    return _json(request.app[GATEWAY].store.list_incidents())
+    return _json(request.app[GATEWAY].incidents())
 
 
 def _incident_id(request: web.Request) -> int:
@@ -105,10 +109,10 @@ async def _fields(request: web.Request) -> dict:
 async def acknowledge(request: web.Request):
     incident_id = _incident_id(request)
     try:
-        await request.app[GATEWAY].acknowledge(incident_id, request[OPERATOR])
+        incident = await request.app[GATEWAY].acknowledge(incident_id, request[OPERATOR])
     except ValueError as exc:
         return _error(409, str(exc))
-    return _json(request.app[GATEWAY].store.get_incident(incident_id))
+    return _json(incident)
 
 
 async def resolve(request: web.Request):
@@ -116,15 +120,15 @@ async def resolve(request: web.Request):
     fields = await _fields(request)
     reason = fields.get("reason")
     note = fields.get("note", "") or ""
-    if reason not in RESOLVE_REASONS:
-        return _error(400, f"reason must be one of {', '.join(RESOLVE_REASONS)}")
+    if reason not in vocabulary.RESOLUTIONS:
+        return _error(400, f"reason must be one of {', '.join(vocabulary.RESOLUTIONS)}")
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         return _error(400, f"note must be text of at most {MAX_NOTE} characters")
     try:
-        await request.app[GATEWAY].resolve(incident_id, request[OPERATOR], reason, note)
+        incident = await request.app[GATEWAY].resolve(incident_id, request[OPERATOR], reason, note)
     except ValueError as exc:
         return _error(409, str(exc))
-    return _json(request.app[GATEWAY].store.get_incident(incident_id))
+    return _json(incident)
 
 
 async def live(request: web.Request):
@@ -135,8 +139,8 @@ async def live(request: web.Request):
     feed = gateway.subscribe_live()
     request.app[SOCKETS].add(ws)
     try:
-        await ws.send_json({"type": "snapshot", "incidents": gateway.store.list_incidents(),
-                            "operator": request[OPERATOR]}, dumps=lambda d: json.dumps(d, default=str))
+        await ws.send_json({"type": "snapshot", "incidents": gateway.incidents(), "operator": request[OPERATOR],
+                            "vocabulary": vocabulary.for_the_page()}, dumps=lambda d: json.dumps(d, default=str))
         forward = asyncio.ensure_future(_forward(feed, ws))
         async for msg in ws:  # the page sends nothing; this notices it closing
             if msg.type == WSMsgType.ERROR:
@@ -165,7 +169,7 @@ async def healthz(request: web.Request):
 
 
 async def metrics(request: web.Request):
-    return web.Response(text=request.app[GATEWAY].metrics_text(), content_type="text/plain")
+    return web.Response(body=prometheus.render(request.app[METRICS]), content_type="text/plain", charset="utf-8")
 
 
 async def _close_sockets(app: web.Application):
@@ -173,13 +177,14 @@ async def _close_sockets(app: web.Application):
         await ws.close(message=b"server shutting down")
 
 
-def make_app(gateway, operators: dict[str, str]) -> web.Application:
-    """`operators` maps operator name to a PBKDF2 hash (dashboard.auth)."""
+def make_app(gateway: DeskGateway, operators: dict[str, str]) -> web.Application:
+    """`operators` maps operator name to a PBKDF2 hash (gateway.accounts)."""
     app = web.Application(middlewares=[require_operator], client_max_size=64 * 1024)
     app[GATEWAY] = gateway
     app[OPERATORS] = dict(operators)
     app[SESSIONS] = Sessions()
     app[SOCKETS] = weakref.WeakSet()
+    app[METRICS] = prometheus.registry_for(gateway)
     app.on_shutdown.append(_close_sockets)
     app.add_routes([
         web.get("/login", login_page),

@@ -1,9 +1,6 @@
-"""Operator passwords and the session cookie of the security desk.
-
-Passwords are stored as PBKDF2-SHA256 hashes (`lonewatch password` makes
-one); the session is an HMAC-signed cookie carrying the operator's name and
-an expiry, so the audit trail can say who acknowledged an alarm.
-"""
+"""The security desk's session cookie: HMAC-signed, carrying the operator's
+name and an expiry, so the audit trail can say who acknowledged an alarm.
+Passwords are checked by gateway.accounts."""
 
 from __future__ import annotations
 
@@ -13,35 +10,7 @@ import hmac
 import secrets
 import time
 
-SCHEME = "pbkdf2_sha256"
-ITERATIONS = 200_000
 SESSION_S = 12 * 3600  # one shift
-
-
-def hash_password(password: str, *, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return f"{SCHEME}${iterations}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, iterations, salt, digest = stored.split("$")
-        if scheme != SCHEME:
-            return False
-        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
-    except ValueError:
-        return False
-    return hmac.compare_digest(candidate.hex(), digest)
-
-
-def check_operator_hash(name: str, stored: str) -> str | None:
-    """Why a configured hash is unusable, or None when it is fine."""
-    parts = stored.split("$")
-    if len(parts) != 4 or parts[0] != SCHEME or not parts[1].isdigit():
-        return (f"operator {name!r}: password must be a {SCHEME}$... hash; "
-                f"make one with `lonewatch password`")
-    return None
 
 
 class Sessions:

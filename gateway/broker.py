@@ -7,23 +7,10 @@ exists so that a demo or a developer needs nothing but Python.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from amqtt.broker import Broker
 
 log = logging.getLogger(__name__)
-
-
-def parse_mqtt_url(url: str) -> tuple[str, int]:
-    """`mqtt://host:port` -> (host, port); a clear ValueError otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"broker URL must look like mqtt://HOST:PORT, got {url!r}")
-    try:
-        port = parts.port or 1883
-    except ValueError:
-        raise ValueError(f"broker URL {url!r} has a bad port") from None
-    return parts.hostname, port
 
 
 class _SubscriptionTable(dict):

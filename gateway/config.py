@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, fields
-from urllib.parse import urlsplit
 
-from dashboard.auth import check_operator_hash
-from gateway.protocol import NAME_RE
+from contract.protocol import NAME_RE, parse_mqtt_url
+from gateway.accounts import check_operator_hash
 from gateway.routing import parse_routing_config
 
 
@@ -40,11 +39,11 @@ class MqttSection:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname
+        return parse_mqtt_url(self.url)[0]
 
     @property
     def port(self) -> int:
-        return urlsplit(self.url).port or 1883
+        return parse_mqtt_url(self.url)[1]
 
 
 @dataclass(frozen=True)
@@ -187,15 +186,10 @@ def _name(where, v):
 
 
 def _mqtt_url(where, v):
-    if not isinstance(v, str):
-        return f"{where} must be a string like mqtt://HOST:PORT, got {v!r}"
-    parts = urlsplit(v)
     try:
-        parts.port
-    except ValueError:
-        return f"{where} has a bad port: {v!r}"
-    if parts.scheme != "mqtt" or not parts.hostname:
-        return f"{where} must look like mqtt://HOST:PORT, got {v!r}"
+        parse_mqtt_url(v)
+    except ValueError as exc:
+        return f"{where}: {exc}"
     return None
 
 

@@ -27,7 +27,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from gateway import protocol
+from contract import protocol
 from gateway.incidents import mark_delivered
 from gateway.store import Store
 

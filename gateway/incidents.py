@@ -15,21 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from contract.vocabulary import INCIDENT_TRANSITIONS, PERSON_TYPES, RESOLUTIONS, label_of, priority_of
 from gateway.store import Store
-
-# A person in danger; any of these from one device while one is open is the
-# same emergency, so they attach to the open incident.
-PERSON_TYPES = ("panic", "man_down", "overdue")
-PRIORITY = {"panic": "critical", "man_down": "critical", "overdue": "critical", "technical": "warning"}
-RESOLUTIONS = ("genuine", "false_alarm", "test", "other")
-TRANSITIONS = {
-    ("raised", "acknowledge"): "acknowledged",
-    ("raised", "resolve"): "resolved",
-    ("acknowledged", "resolve"): "resolved",
-}
-TYPE_LABELS = {"panic": "PANIC", "man_down": "MAN DOWN", "overdue": "OVERDUE", "technical": "technical"}
-# Technical causes that may hide a person in danger rank with panic.
-CRITICAL_TECHNICAL_CAUSES = ("unreadable_alarm",)
 
 
 @dataclass
@@ -53,15 +40,8 @@ class Effects:
         return not (self.incidents or self.devices or self.sessions or self.commands or self.outbox)
 
 
-def priority_of(alarm_type: str, cause: str | None) -> str:
-    if alarm_type == "technical" and cause in CRITICAL_TECHNICAL_CAUSES:
-        return "critical"
-    return PRIORITY[alarm_type]
-
-
 def summary_of(device: str, site: str, alarm_type: str, cause: str | None, registered: bool) -> str:
-    what = TYPE_LABELS[alarm_type] + (f" ({cause})" if cause else "")
-    text = f"{what} from {device} at {site}"
+    text = f"{label_of(alarm_type, cause)} from {device} at {site}"
     if not registered:
         text = f"UNREGISTERED DEVICE {device}: " + text
     return text
@@ -120,7 +100,7 @@ def _transition(store: Store, incident_id: int, action: str) -> tuple[dict, str]
     incident = store.get_incident(incident_id)
     if incident is None:
         raise ValueError(f"no incident with id {incident_id}")
-    target = TRANSITIONS.get((incident["state"], action))
+    target = INCIDENT_TRANSITIONS.get((incident["state"], action))
     if target is None:
         raise ValueError(f"cannot {action} incident {incident_id}: it is {incident['state']}")
     return incident, target

@@ -43,7 +43,8 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway import downlink, protocol, sessions, supervision
+from contract import protocol
+from gateway import downlink, sessions, supervision
 from gateway.config import Config
 from gateway.downlink import Command, Downlink
 from gateway.incidents import Effects, raise_alarm

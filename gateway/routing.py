@@ -22,24 +22,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from contract import vocabulary
+from contract.protocol import NAME_RE
+from contract.vocabulary import ALARM_TYPES, PRIORITIES
 from gateway.channels import DeliveryError, Notification
 from gateway.channels.dead_letters import DeadLetters
 from gateway.channels.mail import EmailChannel, parse_email_channel
 from gateway.channels.webhook import WebhookChannel, parse_webhook_channel
-from gateway.protocol import ALARM_TYPES, NAME_RE
 
 log = logging.getLogger("lonewatch.routing")
 
-# Priority of an incident, derived from its alarm type when the incident does
-# not carry one. Technical alarms (offline, lost contact, low battery, sensor
-# fault) matter but rank below a person in danger.
-PRIORITIES = {
-    "panic": "critical",
-    "man_down": "critical",
-    "overdue": "critical",
-    "technical": "warning",
-}
-PRIORITY_LEVELS = ("critical", "warning")
 EVENTS = ("raised", "escalated", "acknowledged", "resolved")
 
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
@@ -161,7 +153,7 @@ def _parse_rules(value, channels: dict) -> tuple[Rule, ...]:
             Rule(
                 sites=sites,
                 types=_selector(where, "types", table.get("types", "*"), ALARM_TYPES),
-                priorities=_selector(where, "priorities", table.get("priorities", "*"), PRIORITY_LEVELS),
+                priorities=_selector(where, "priorities", table.get("priorities", "*"), PRIORITIES),
                 events=EVENTS if events == "*" else events,
                 channels=_channel_list(where, "channels", table["channels"], channels),
             )
@@ -177,7 +169,7 @@ def _parse_escalation(table, channels: dict) -> Escalation:
         raise ValueError(f"{where} tiers must be a list of channel lists, got {tiers!r}")
     return Escalation(
         tiers=tuple(_channel_list(where, f"tiers[{i}]", tier, channels) for i, tier in enumerate(tiers)),
-        priorities=_selector(where, "priorities", table.get("priorities", "*"), PRIORITY_LEVELS),
+        priorities=_selector(where, "priorities", table.get("priorities", "*"), PRIORITIES),
     )
 
 
@@ -196,7 +188,8 @@ def parse_routing_config(table: dict) -> RoutingConfig:
 
 
 def priority_of(incident: dict) -> str:
-    return incident.get("priority") or PRIORITIES.get(incident.get("type"), "critical")
+    """The incident's priority; derived from its type and cause if it carries none."""
+    return incident.get("priority") or vocabulary.priority_of(incident["type"], incident.get("cause"))
 
 
 def channels_for(config: RoutingConfig, incident: dict, event: str, tier: int = 0) -> tuple[str, ...]:

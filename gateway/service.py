@@ -14,8 +14,10 @@ import logging
 import sqlite3
 import time
 from datetime import datetime
+from typing import NamedTuple
 
-from gateway import incidents, protocol, sessions, supervision
+from contract import protocol
+from gateway import incidents, sessions, supervision
 from gateway.config import Config
 from gateway.downlink import Downlink
 from gateway.incidents import Effects
@@ -29,6 +31,16 @@ log = logging.getLogger("lonewatch.gateway")
 # A desk that stops reading its feed loses old live updates, never incidents
 # (they are in the database; the dashboard reloads from there).
 LIVE_QUEUE_SIZE = 10_000
+
+
+class Metric(NamedTuple):
+    """One counter or gauge; the desk's /metrics renders it for Prometheus."""
+
+    name: str  # without the lonewatch_ prefix, and for a counter without _total
+    kind: str  # "counter" or "gauge"
+    help: str
+    samples: list[tuple[dict[str, str], float]]
+
 STOP_TIMEOUT_S = 4.0
 # /healthz reports the timers stalled when they have not run for this many periods.
 TIMERS_STALLED_PERIODS = 10
@@ -155,6 +167,14 @@ class Gateway:
             self.downlink.store(self.store, effects)
         self._apply(effects)
         return effects
+
+    # ---- what the desk reads ------------------------------------------------
+
+    def incidents(self, limit: int = 200, state: str | None = None) -> list[dict]:
+        return self.store.list_incidents(limit=limit, state=state)
+
+    def incident(self, incident_id: int) -> dict | None:
+        return self.store.get_incident(incident_id)
 
     # ---- desk actions -------------------------------------------------------
 
@@ -316,50 +336,46 @@ class Gateway:
             "uptime_s": round(now - self.started_at, 1) if self.started_at else 0.0,
         }
 
-    def metrics_text(self) -> str:
+    def metrics(self) -> list[Metric]:
+        """Counters and gauges for the desk's /metrics; read at each scrape."""
         now = time.time()
         c = self.ingest.counters if self.ingest else None
-        lines: list[str] = []
-
-        def metric(name, kind, help_text, samples):
-            lines.append(f"# HELP lonewatch_{name} {help_text}")
-            lines.append(f"# TYPE lonewatch_{name} {kind}")
-            for labels, value in samples:
-                label = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
-                lines.append(f"lonewatch_{name}{label} {value}")
-
         devices = self.store.list_devices()
-        metric("messages_received_total", "counter", "Valid messages received, by topic kind.",
-               [({"kind": k}, n) for k, n in (c.received.items() if c else [])])
-        metric("messages_rejected_total", "counter", "Messages rejected, by reason.",
-               [({"reason": r}, n) for r, n in (c.rejected.items() if c else [])])
-        metric("duplicates_total", "counter", "Alarms and events received again (same protocol id).",
-               [({}, c.duplicates if c else 0)])
-        metric("location_dropped_total", "counter", "Messages whose location was dropped for privacy.",
-               [({}, c.location_dropped if c else 0)])
-        metric("unregistered_messages_total", "counter", "Non-alarm messages from unregistered devices.",
-               [({}, c.unregistered if c else 0)])
-        metric("store_retries_total", "counter", "Batches SQLite could not commit at first.",
-               [({}, c.store_retries if c else 0)])
-        metric("heartbeats_shed_total", "counter", "Heartbeats not queued because the ingest backlog was full.",
-               [({}, c.heartbeats_shed if c else 0)])
-        metric("ingest_rate", "gauge", "Messages committed per second over the last 10 s.",
-               [({}, round(c.rate(now), 2) if c else 0)])
-        metric("ingest_backlog", "gauge", "Messages (and command PUBACKs) received but not yet committed.",
-               [({}, self.ingest.inbox.qsize() if self.ingest else 0)])
-        metric("incidents_open", "gauge", "Incidents not yet resolved.", [({}, self.store.count_open_incidents())])
-        metric("devices_online", "gauge", "Registered devices currently online.",
-               [({}, sum(1 for d in devices if d["state"] == "online"))])
-        metric("broker_connected", "gauge", "1 when connected and subscribed to the broker.",
-               [({}, int(bool(self.ingest and self.ingest.connected)))])
+        found = [
+            Metric("messages_received", "counter", "Valid messages received, by topic kind.",
+                   [({"kind": k}, n) for k, n in (c.received.items() if c else [])]),
+            Metric("messages_rejected", "counter", "Messages rejected, by reason.",
+                   [({"reason": r}, n) for r, n in (c.rejected.items() if c else [])]),
+            Metric("duplicates", "counter", "Alarms and events received again (same protocol id).",
+                   [({}, c.duplicates if c else 0)]),
+            Metric("location_dropped", "counter", "Messages whose location was dropped for privacy.",
+                   [({}, c.location_dropped if c else 0)]),
+            Metric("unregistered_messages", "counter", "Non-alarm messages from unregistered devices.",
+                   [({}, c.unregistered if c else 0)]),
+            Metric("store_retries", "counter", "Batches SQLite could not commit at first.",
+                   [({}, c.store_retries if c else 0)]),
+            Metric("heartbeats_shed", "counter", "Heartbeats not queued because the ingest backlog was full.",
+                   [({}, c.heartbeats_shed if c else 0)]),
+            Metric("ingest_rate", "gauge", "Messages committed per second over the last 10 s.",
+                   [({}, round(c.rate(now), 2) if c else 0)]),
+            Metric("ingest_backlog", "gauge", "Messages (and command PUBACKs) received but not yet committed.",
+                   [({}, self.ingest.inbox.qsize() if self.ingest else 0)]),
+            Metric("incidents_open", "gauge", "Incidents not yet resolved.", [({}, self.store.count_open_incidents())]),
+            Metric("devices_online", "gauge", "Registered devices currently online.",
+                   [({}, sum(1 for d in devices if d["state"] == "online"))]),
+            Metric("broker_connected", "gauge", "1 when connected and subscribed to the broker.",
+                   [({}, int(bool(self.ingest and self.ingest.connected)))]),
+            Metric("commands_unsent", "gauge", "Commands to devices the broker has not acknowledged yet.",
+                   [({}, self.store.count_unsent_commands())]),
+        ]
         if self.router is not None:
-            metric("channel_failures_total", "counter", "Failed delivery attempts per routing channel.",
-                   [({"channel": n}, v) for n, v in self.router.failures_total.items()])
-            metric("dead_letters_total", "counter", "Notifications given up on, per channel.",
-                   [({"channel": n}, v) for n, v in self.router.dead_letters_total.items()])
+            found += [
+                Metric("channel_failures", "counter", "Failed delivery attempts per routing channel.",
+                       [({"channel": n}, v) for n, v in self.router.failures_total.items()]),
+                Metric("dead_letters", "counter", "Notifications given up on, per channel.",
+                       [({"channel": n}, v) for n, v in self.router.dead_letters_total.items()]),
+            ]
         if self.downlink is not None:
-            metric("commands_sent_total", "counter", "Commands published to devices (resends included), by command.",
-                   [({"cmd": k}, n) for k, n in self.downlink.sent_total.items()])
-        metric("commands_unsent", "gauge", "Commands to devices the broker has not acknowledged yet.",
-               [({}, self.store.count_unsent_commands())])
-        return "\n".join(lines) + "\n"
+            found.append(Metric("commands_sent", "counter", "Commands published to devices (resends included), by command.",
+                                [({"cmd": k}, n) for k, n in self.downlink.sent_total.items()]))
+        return found

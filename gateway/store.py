@@ -21,10 +21,10 @@ import threading
 
 import sqlite_utils
 
+from contract.vocabulary import SESSION_OPEN_STATES
 from gateway import schema
 
-INCIDENT_STATES = ("raised", "acknowledged", "resolved")
-SESSION_OPEN_STATES = ("active", "overdue")
+_OPEN_SESSION = "state IN (%s)" % ", ".join(f"'{state}'" for state in SESSION_OPEN_STATES)
 
 
 def _incident(row: dict | None) -> dict | None:
@@ -329,13 +329,13 @@ class Store:
 
     def open_session_for(self, device: str) -> dict | None:
         return _session(self._one(
-            "SELECT * FROM sessions WHERE device = ? AND state IN ('active', 'overdue') ORDER BY id DESC LIMIT 1",
+            f"SELECT * FROM sessions WHERE device = ? AND {_OPEN_SESSION} ORDER BY id DESC LIMIT 1",
             (device,),
         ))
 
     def list_sessions(self, active_only: bool = False) -> list[dict]:
         if active_only:
-            rows = self._all("SELECT * FROM sessions WHERE state IN ('active', 'overdue') ORDER BY due_at")
+            rows = self._all(f"SELECT * FROM sessions WHERE {_OPEN_SESSION} ORDER BY due_at")
         else:
             rows = self._all("SELECT * FROM sessions ORDER BY id DESC LIMIT 500")
         return [_session(r) for r in rows]

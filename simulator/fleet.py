@@ -17,8 +17,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from gateway import protocol
-from gateway.broker import parse_mqtt_url
+from contract import protocol, vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class VirtualDevice:
             if roll < 0.4:
                 self.alarm("panic")
             else:
-                self.pre_alarm_cause = self.rng.choice(protocol.MAN_DOWN_CAUSES)
+                self.pre_alarm_cause = self.rng.choice(vocabulary.MAN_DOWN_CAUSES)
                 self.event("pre_alarm_started", cause=self.pre_alarm_cause, countdown_s=self.countdown_s)
                 self.state = PRE_ALARM
                 self.pre_alarm_until = time.monotonic() + self.countdown_s
@@ -149,7 +148,7 @@ class Fleet:
 
     def __init__(self, mqtt_url: str, size: int, site: str = "demo", seed: int | None = None,
                  heartbeat_s: float = 30.0, incident_every_s: float = 240.0):
-        broker = parse_mqtt_url(mqtt_url)
+        broker = protocol.parse_mqtt_url(mqtt_url)
         rng = random.Random(seed)
         self.devices = [
             VirtualDevice(site, f"sim-{i:03d}", broker, random.Random(rng.random()),

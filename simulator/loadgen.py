@@ -23,7 +23,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from gateway import protocol
+from contract import protocol
 
 
 # What devices send at QoS 1 over a lone-work shift, in proportion: each

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,17 @@ from simulator.ports import free_port, wait_for_port  # noqa: F401  (tests impor
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SISFALL = SHARED / "datasets" / "sisfall-50hz"
+EXAMPLES = ROOT / "docs" / "protocol" / "examples"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def example_payload(example: dict) -> bytes:
+    """The bytes of a docs/protocol/examples file: `payload` is the JSON text or
+    the object, `payload_hex` bytes that are not UTF-8 text."""
+    if "payload_hex" in example:
+        return bytes.fromhex(example["payload_hex"])
+    payload = example["payload"]
+    return payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else json.dumps(payload).encode()
 
 
 def require_mosquitto() -> None:

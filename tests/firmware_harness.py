@@ -13,7 +13,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from gateway.protocol import Invalid, parse_message, topic
+from contract.protocol import Invalid, parse_message, topic
 from simulator.board import VirtualDevice, device_config
 
 DEVICE = "dev-001"
@@ -25,7 +25,7 @@ class Desk:
     answer alarms with `delivered` the way the gateway does after storing."""
 
     def __init__(self, broker, auto_deliver=False, persistent=False):
-        self.messages = []  # gateway.protocol.Message, in arrival order
+        self.messages = []  # contract.protocol.Message, in arrival order
         self.invalid = []
         self.auto_deliver = auto_deliver
         self._cv = threading.Condition()

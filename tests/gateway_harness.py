@@ -18,7 +18,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import stop_process
-from gateway import protocol
+from prometheus_client.parser import text_string_to_metric_families
+
+from dashboard.metrics import registry_for, render
+from contract import protocol
 from gateway.config import load_config
 from gateway.service import Gateway
 
@@ -53,6 +56,17 @@ def write_config(tmp_path: Path, broker, extra_toml: str = "", **sections) -> Pa
 
 def make_config(tmp_path: Path, broker, extra_toml: str = "", **sections):
     return load_config(str(write_config(tmp_path, broker, extra_toml, **sections)))
+
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
+    """Prometheus text as {(sample name, labels): value}."""
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def metric(gateway, name: str, **labels) -> float:
+    """One sample of the gateway's metrics, rendered as the desk's /metrics renders them."""
+    return parse_metrics(render(registry_for(gateway)).decode())[(name, frozenset(labels.items()))]
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from conftest import free_port
 from dashboard.app import make_app
-from dashboard.auth import hash_password
+from contract.vocabulary import RESOLUTIONS
+from gateway.accounts import hash_password
 from gateway_harness import Device, make_config, running_gateway
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -95,7 +96,7 @@ async def test_alarm_appears_live_then_is_acknowledged_and_resolved(page, desk_u
         await page.click("#resolve-ok")
         resolved = page.locator("#closed tbody tr")
         await resolved.first.wait_for()
-        assert "genuine" in await resolved.first.inner_text()
+        assert RESOLUTIONS["genuine"] in await resolved.first.inner_text()
         assert await page.is_visible("#none-open")
         assert (await device.wait_command("resolved")).body["ref"] == alarm["id"]
     finally:

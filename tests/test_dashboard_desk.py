@@ -9,8 +9,9 @@ import json
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from contract import vocabulary
 from dashboard.app import make_app
-from dashboard.auth import hash_password
+from gateway.accounts import hash_password
 from gateway_harness import Device, make_config, running_gateway
 
 PASSWORD = "correct horse"
@@ -49,7 +50,7 @@ async def test_alarm_arrives_live_then_acknowledge_and_resolve(desk, amqtt_broke
     assert (await log_in(desk)).headers["Location"] == "/"
     ws = await desk.ws_connect("/ws")
     snapshot = await ws.receive_json()
-    assert snapshot == {"type": "snapshot", "incidents": [], "operator": "desk"}
+    assert snapshot == {"type": "snapshot", "incidents": [], "operator": "desk", "vocabulary": vocabulary.for_the_page()}
 
     device = Device(amqtt_broker, "dev-007")
     try:

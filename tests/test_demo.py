@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, require_mosquitto, wait_for_port
+from conftest import EXAMPLES, ROOT, example_payload, free_port, require_mosquitto, wait_for_port
 
 LONEWATCH = str(Path(sys.executable).parent / "lonewatch")
-EXAMPLES = sorted((ROOT / "docs" / "protocol" / "examples").glob("*.json"))
 
 
 class Demo:
@@ -71,11 +70,6 @@ def mosquitto_pub(port: int, topic: str, payload: bytes) -> None:
                    input=payload, check=True, timeout=10)
 
 
-def example_payload(example: dict) -> bytes:
-    payload = example["payload"]
-    return payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-
-
 def wait_for_incident(demo: Demo, alarm_id: str, within: float) -> tuple[dict, float]:
     start = time.monotonic()
     while time.monotonic() - start < within + 5:
@@ -114,7 +108,8 @@ def test_alarm_from_mosquitto_pub_is_listed_within_a_second(demo):
 
 
 def test_invalid_messages_are_rejected_with_reasons_and_demo_keeps_working(demo):
-    invalid = [json.loads(p.read_text()) for p in EXAMPLES if not json.loads(p.read_text())["valid"]]
+    invalid = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))
+               if not json.loads(p.read_text())["valid"]]
     for example in invalid:
         mosquitto_pub(demo.mqtt_port, example["topic"], example_payload(example))
     reasons = {e["why"].split(":")[0] for e in invalid}

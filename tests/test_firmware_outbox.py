@@ -212,7 +212,7 @@ def test_record_from_an_earlier_boot_is_sent_as_not_having_waited(scratch):
 if sys.implementation.name == "cpython":
     def test_replayed_records_from_an_earlier_boot_are_valid_for_the_gateway(tmp_path):
         import protocol
-        from gateway.protocol import parse_message
+        from contract.protocol import parse_message
         old = protocol.alarm("dev-001", "dev-001:7:3", "panic", 3600000)
         data = protocol.encode_for_send(old, protocol.sent_uptime(old, 5000, boot=8))
         msg = parse_message("lonewatch/v1/hq/dev-001/alarm", data)

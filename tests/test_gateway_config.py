@@ -44,7 +44,7 @@ def test_overrides_win_over_the_file(tmp_path):
     ('[alarms]\nack_timeout_s = "x"\n', "gateway.toml: [alarms] ack_timeout_s must be a positive number, got 'x'"),
     ('[alarms]\nack_timout_s = 5\n', "[alarms] has unknown key(s) ack_timout_s; allowed: ack_timeout_s"),
     ('[alarm]\n', "unknown section(s) [alarm]"),
-    ('[mqtt]\nurl = "http://broker"\n', "[mqtt] url must look like mqtt://HOST:PORT, got 'http://broker'"),
+    ('[mqtt]\nurl = "http://broker"\n', "[mqtt] url: broker URL must look like mqtt://HOST:PORT, got 'http://broker'"),
     ('[supervision]\nlow_battery_pct = 120\n', "[supervision] low_battery_pct must be an integer from 0 to 100"),
     ('[dashboard]\nport = 70000\n', "[dashboard] port must be a port number 0-65535, got 70000"),
     ('[dashboard]\noperators = { alice = 5 }\n', "[dashboard] operators must be a table of name"),

@@ -10,10 +10,10 @@ import queue
 
 import aiohttp
 from conftest import free_port
-from gateway_harness import (Device, GatewayProcess, HoldingProxy, make_config, running_gateway, wait_for,
+from gateway_harness import (Device, GatewayProcess, HoldingProxy, make_config, metric, running_gateway, wait_for,
                              write_config)
 
-from dashboard.auth import hash_password
+from gateway.accounts import hash_password
 from gateway.config import load_config
 from gateway.store import Store
 
@@ -145,5 +145,5 @@ async def test_delivered_marks_the_incident_once_the_broker_has_it(tmp_path, mos
                                   gateway.store.list_incidents()[0], what="delivered_at")
         assert [a["action"] for a in gateway.store.incident_audit(incident["id"])] == ["raised", "delivered"]
         assert all(c["sent_at"] for c in gateway.store.list_commands())
-        assert "lonewatch_commands_unsent 0" in gateway.metrics_text().splitlines()
+        assert metric(gateway, "lonewatch_commands_unsent") == 0
         device.close()

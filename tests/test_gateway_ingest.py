@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from gateway_harness import (Device, GatewayProcess, HoldingProxy, make_config, next_live, running_gateway, wait_for,
-                             write_config)
+from gateway_harness import (Device, GatewayProcess, HoldingProxy, make_config, metric, next_live, running_gateway,
+                             wait_for, write_config)
 
 from gateway.config import load_config
 from gateway.store import Store
@@ -211,7 +211,7 @@ async def test_bad_message_next_to_alarm_does_not_block_it(tmp_path, mosquitto, 
         # Once a minute per device and reason: 4 lines for 23 rejects, one per distinct fault.
         assert sorted(m.split("(")[1].split(")")[0] for m in logged) == \
             ["bad_encoding", "bad_json", "device_mismatch", "unsupported_version"]
-        assert 'lonewatch_messages_rejected_total{reason="bad_json"} 20' in gateway.metrics_text()
+        assert metric(gateway, "lonewatch_messages_rejected_total", reason="bad_json") == 20
         device.close()
         noisy.close()
 
@@ -278,7 +278,7 @@ async def test_a_parser_that_fails_on_one_message_holds_back_nothing(tmp_path, m
     """The failure that once wedged the ingest: the parser raising something
     other than Invalid. Retried message by message, it must be charged to that
     message, not taken for a broken database and retried for ever."""
-    from gateway import protocol
+    from contract import protocol
 
     real_parse = protocol.parse_message
 

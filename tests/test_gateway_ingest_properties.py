@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import protocol
+from contract import protocol
 from gateway.config import load_config
 from gateway.ingest import Ingest, Received, is_database_failure
 from gateway.store import Store

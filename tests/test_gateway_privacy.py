@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import time
 
-from gateway_harness import Device, make_config, running_gateway, wait_for
+from gateway_harness import Device, make_config, metric, running_gateway, wait_for
 
 from gateway import service
 from gateway.store import Store
@@ -26,7 +26,7 @@ async def test_location_outside_alarms_and_sessions_is_dropped_and_counted(tmp_p
         assert "location" not in stored["heartbeat"] and "location" not in stored["not_worn"]
         assert stored["check_in"]["location"] == {"zone": "lab-3"}
         assert gateway.ingest.counters.location_dropped == 2
-        assert "lonewatch_location_dropped_total 2" in gateway.metrics_text()
+        assert metric(gateway, "lonewatch_location_dropped_total") == 2
         device.close()
 
 

@@ -14,9 +14,11 @@ import pytest
 import sqlite_utils
 from gateway_harness import Device, make_config, running_gateway, wait_for
 
-from gateway import cli, schema
+from gateway import schema
+from lonewatch import cli
 from gateway.schema import MIGRATIONS, Migration, SchemaError
-from gateway.store import INCIDENT_STATES, Store
+from contract.vocabulary import INCIDENT_STATES
+from gateway.store import Store
 
 RELEASE_0_1_0 = Path(__file__).parent / "data" / "release-0.1.0.db"
 LATEST = MIGRATIONS[-1].version

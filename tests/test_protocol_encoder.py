@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import protocol as contract
+from contract import protocol as contract
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "protocol" / "examples"

@@ -2,21 +2,14 @@
 each one is judged by the gateway's validators exactly as the file says."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from gateway import protocol
+from conftest import EXAMPLES as EXAMPLES_DIR
+from conftest import example_payload
+from contract import protocol
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "docs" / "protocol" / "examples").glob("*.json"))
-
-
-def raw_payload(example: dict) -> bytes:
-    """`payload` is the JSON text or the object; `payload_hex`, bytes that are not UTF-8 text."""
-    if "payload_hex" in example:
-        return bytes.fromhex(example["payload_hex"])
-    payload = example["payload"]
-    return payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else json.dumps(payload).encode()
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
 
 
 def test_every_message_kind_has_a_valid_example():
@@ -31,7 +24,7 @@ def test_every_reject_reason_has_an_example():
         example = json.loads(path.read_text())
         if not example["valid"]:
             with pytest.raises(protocol.Invalid) as err:
-                protocol.parse_message(example["topic"], raw_payload(example))
+                protocol.parse_message(example["topic"], example_payload(example))
             reasons.add(err.value.reason)
     assert reasons == set(protocol.REASONS)
 
@@ -42,18 +35,18 @@ def test_example_is_judged_as_documented(path):
     assert set(example) in ({"topic", "payload", "valid", "why"}, {"topic", "payload_hex", "valid", "why"})
     assert example["why"]
     if example["valid"]:
-        message = protocol.parse_message(example["topic"], raw_payload(example))
+        message = protocol.parse_message(example["topic"], example_payload(example))
         assert message.body["v"] == protocol.VERSION
     else:
         with pytest.raises(protocol.Invalid) as err:
-            protocol.parse_message(example["topic"], raw_payload(example))
+            protocol.parse_message(example["topic"], example_payload(example))
         # The file names the reason first, so docs and code agree on why.
         assert example["why"].startswith(err.value.reason + ":"), (example["why"], str(err.value))
 
 
 def test_location_on_a_heartbeat_is_dropped_not_stored():
     example = json.loads((EXAMPLES[0].parent / "heartbeat-location-dropped.json").read_text())
-    message = protocol.parse_message(example["topic"], raw_payload(example))
+    message = protocol.parse_message(example["topic"], example_payload(example))
     assert "location" not in message.body
     assert message.dropped == ["location"]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.routing import PRIORITIES, channels_for, parse_routing_config
+from contract.vocabulary import PRIORITY_OF_TYPE
+from gateway.routing import channels_for, parse_routing_config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "routing.md"
 HOOK = {"type": "webhook", "url": "https://pager.example.org/hook", "secret": "0123456789abcdef"}
@@ -56,7 +57,7 @@ def test_the_example_in_the_docs_is_a_valid_config():
 
 
 def test_priority_comes_from_the_alarm_type():
-    assert PRIORITIES == {"panic": "critical", "man_down": "critical", "overdue": "critical", "technical": "warning"}
+    assert PRIORITY_OF_TYPE == {"panic": "critical", "man_down": "critical", "overdue": "critical", "technical": "warning"}
 
 
 def test_rules_match_by_site_type_and_priority(config):

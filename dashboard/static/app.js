@@ -1,7 +1,8 @@
 // The desk page: one snapshot, then live changes over the WebSocket.
 "use strict";
 const incidents = new Map();
-const TYPE_LABEL = { panic: "PANIC", man_down: "MAN DOWN", overdue: "OVERDUE", technical: "technical" };
+// Labels, priorities and resolution reasons come with the snapshot (contract/vocabulary.py).
+let vocabulary = { type_labels: {}, cause_labels: {}, priorities: [], person_types: [], resolutions: {} };
 
 function when(t) {
   if (!t) return "";
@@ -12,14 +13,27 @@ function when(t) {
 function cell(text) { const td = document.createElement("td"); td.textContent = text ?? ""; return td; }
 
 function label(i) {
-  let s = TYPE_LABEL[i.type] || i.type;
-  if (i.cause) s += " (" + i.cause.replace("_", " ") + ")";
+  let s = vocabulary.type_labels[i.type] || i.type;
+  if (i.cause) s += " (" + (vocabulary.cause_labels[i.cause] || i.cause.replaceAll("_", " ")) + ")";
   return s;
+}
+
+function rank(priority) {
+  const at = vocabulary.priorities.indexOf(priority);
+  return at < 0 ? 0 : at;  // an unknown priority ranks as the most urgent
+}
+
+function useVocabulary(v) {
+  vocabulary = v;
+  const select = document.querySelector("#resolve-form select[name=reason]");
+  select.replaceChildren(...Object.entries(v.resolutions).map(([value, text]) => {
+    const option = document.createElement("option"); option.value = value; option.textContent = text; return option;
+  }));
 }
 
 function render() {
   const open = [...incidents.values()].filter(i => i.state !== "resolved")
-    .sort((a, b) => (a.priority === b.priority ? 0 : a.priority === "critical" ? -1 : 1) || b.id - a.id);
+    .sort((a, b) => rank(a.priority) - rank(b.priority) || b.id - a.id);
   const closed = [...incidents.values()].filter(i => i.state === "resolved").sort((a, b) => b.id - a.id).slice(0, 50);
   const body = document.querySelector("#open tbody");
   body.replaceChildren(...open.map(i => {
@@ -40,7 +54,7 @@ function render() {
   document.getElementById("none-open").hidden = open.length > 0;
   document.querySelector("#closed tbody").replaceChildren(...closed.map(i => {
     const tr = document.createElement("tr");
-    tr.append(cell(i.id), cell(when(i.raised_at)), cell(label(i)), cell(i.device), cell(when(i.resolved_at)), cell(i.resolution));
+    tr.append(cell(i.id), cell(when(i.raised_at)), cell(label(i)), cell(i.device), cell(when(i.resolved_at)), cell(vocabulary.resolutions[i.resolution] || i.resolution));
     return tr;
   }));
   document.title = (open.length ? "(" + open.length + ") " : "") + "lonewatch — alarms";
@@ -93,6 +107,7 @@ function connect() {
   ws.onmessage = (ev) => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "snapshot") {
+      useVocabulary(msg.vocabulary);
       incidents.clear();
       msg.incidents.forEach(i => incidents.set(i.id, i));
       document.getElementById("operator").textContent = msg.operator;

@@ -13,6 +13,7 @@ from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 
+from contract.vocabulary import label_of
 from gateway.channels import DeliveryError, Notification, RetryPolicy, number
 
 KEYS = (
@@ -21,12 +22,6 @@ KEYS = (
 )
 TLS_MODES = {"starttls": 587, "implicit": 465, "none": 25}  # mode -> default port
 
-WHAT = {
-    "panic": "PANIC",
-    "man_down": "MAN DOWN",
-    "overdue": "OVERDUE",
-    "technical": "TECHNICAL",
-}
 ACTION = {
     "panic": "The wearer pressed the panic button. Call them now; if they do not answer, "
     "send help to the location above.",
@@ -56,9 +51,7 @@ def _where(incident: dict) -> str:
 
 def subject(n: Notification) -> str:
     inc = n.incident
-    what = WHAT.get(inc.get("type"), str(inc.get("type")).upper())
-    if inc.get("cause"):
-        what += f" ({inc['cause']})"
+    what = label_of(str(inc.get("type")), inc.get("cause"))
     device = inc.get("device")
     if inc.get("registered") is False:
         device = f"{device} UNREGISTERED"

@@ -12,6 +12,9 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from contract.vocabulary import ALARM_TYPES, MAN_DOWN_CAUSES
 
 VERSION = 1
 TOPIC_ROOT = "lonewatch/v1"
@@ -40,8 +43,6 @@ DELIVERY = {
     "cmd": (1, False),
 }
 
-MAN_DOWN_CAUSES = ("fall", "no_motion", "tilt")
-ALARM_TYPES = ("panic", "man_down", "overdue", "technical")
 EVENT_TYPES = (
     "pre_alarm_started",
     "pre_alarm_cancelled",
@@ -92,6 +93,20 @@ class Message:
     @property
     def qos(self) -> int:
         return DELIVERY[self.kind][0]
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int]:
+    """`mqtt://host:port` -> (host, port); a ValueError that says what is wrong otherwise."""
+    if not isinstance(url, str):
+        raise ValueError(f"broker URL must be a string like mqtt://HOST:PORT, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise ValueError(f"broker URL must look like mqtt://HOST:PORT, got {url!r}")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise ValueError(f"broker URL {url!r} has a bad port") from None
+    return parts.hostname, port
 
 
 def topic(site: str, device: str, kind: str) -> str:

@@ -26,8 +26,8 @@ from pathlib import Path
 import aiohttp
 import paho.mqtt.client as mqtt
 
-from dashboard.auth import hash_password
-from gateway import protocol
+from gateway.accounts import hash_password
+from contract import protocol
 from simulator.loadgen import MIXES
 from simulator.ports import free_port, wait_for_port
 

@@ -1,0 +1,26 @@
+"""All the dashboard asks of the gateway: the desk's reads and actions, the
+live feed, health and metrics. `gateway.service.Gateway` provides it; the
+dashboard never touches the gateway's store or threads directly."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class DeskGateway(Protocol):
+    def incidents(self, limit: int = 200, state: str | None = None) -> list[dict]: ...
+
+    def incident(self, incident_id: int) -> dict | None: ...
+
+    async def acknowledge(self, incident_id: int, operator: str) -> dict: ...
+
+    async def resolve(self, incident_id: int, operator: str, reason: str, note: str = "") -> dict: ...
+
+    def subscribe_live(self) -> asyncio.Queue: ...
+
+    def unsubscribe_live(self, q: asyncio.Queue) -> None: ...
+
+    def health(self) -> dict: ...
+
+    def metrics(self) -> list: ...

@@ -1,0 +1,38 @@
+"""One module per `lonewatch` subcommand, each with add_arguments(parser) and
+run(args) -> int; lonewatch.cli imports a module only when its command runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535, got {port}")
+    return port
+
+
+def count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def run_until_stopped(coro, what: str) -> int:
+    """Run a long-lived part until SIGINT/SIGTERM; a RuntimeError is a clear, final message."""
+    try:
+        asyncio.run(coro)
+    except RuntimeError as exc:
+        print(f"lonewatch {what}: {exc}", file=sys.stderr)
+        return 1
+    return 0
