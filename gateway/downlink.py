@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 
 from contract import protocol
 from gateway.incidents import mark_delivered
+from gateway.mqttlink import MqttLink
 from gateway.store import Store
 
 log = logging.getLogger("lonewatch.downlink")
@@ -51,9 +52,9 @@ class Command:
 
 
 class Downlink:
-    def __init__(self, client: mqtt.Client, gateway_id: str, on_sent):
+    def __init__(self, link: MqttLink, gateway_id: str, on_sent):
         """on_sent(command) is called on paho's network thread once the broker acknowledged it."""
-        self._client = client
+        self._link = link
         self._prefix = f"{gateway_id}:{int(time.time() * 1000)}"
         self._seq = itertools.count(1)
         self._on_sent = on_sent
@@ -61,7 +62,7 @@ class Downlink:
         self._in_flight: dict[int, Command] = {}  # paho mid -> command
         self._early_acks: dict[int, None] = {}  # mids acknowledged before we knew them
         self.sent_total: dict[str, int] = {cmd: 0 for cmd in protocol.COMMANDS}
-        client.on_publish = self._on_publish
+        link.on_published = self._on_publish
 
     def store(self, store: Store, effects) -> None:
         """Write effects.commands to the outbox, in the caller's transaction."""
@@ -78,17 +79,18 @@ class Downlink:
         effects.outbox += made
 
     def publish(self, commands: list[Command]) -> None:
-        """Hand the commands to paho: sent now, or once (re)connected. After the commit only."""
+        """Hand the commands to paho: sent now, or once (re)connected. After the commit only; any
+        thread (the ingest's writer publishes what its batches decide, the event loop the rest)."""
         qos, retain = protocol.DELIVERY["cmd"]
         for command in commands:
-            info = self._client.publish(protocol.topic(command.site, command.device, "cmd"), command.payload,
-                                        qos=qos, retain=retain)
+            info = self._link.publish(protocol.topic(command.site, command.device, "cmd"), command.payload,
+                                      qos, retain)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 # Still in the outbox: the next start publishes it again.
                 log.warning("could not queue %s for %s: %s", command.cmd, command.device, mqtt.error_string(info.rc))
                 continue
-            self.sent_total[command.cmd] += 1
             with self._lock:
+                self.sent_total[command.cmd] += 1
                 acked = info.mid in self._early_acks
                 if acked:
                     del self._early_acks[info.mid]
@@ -106,7 +108,7 @@ class Downlink:
             log.info("re-publishing %d command(s) the broker never acknowledged", len(unsent))
         return len(unsent)
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties):
+    def _on_publish(self, mid: int) -> None:
         with self._lock:
             command = self._in_flight.pop(mid, None)
             if command is None:

@@ -1,14 +1,18 @@
-"""Ingest: MQTT in, SQLite committed, then PUBACK.
+"""Ingest: message handling. MQTT in, SQLite committed, then PUBACK.
 
-    paho network thread --on_message--> inbox (queue.SimpleQueue)
+    gateway.mqttlink (paho network thread) --Received--> inbox (queue.SimpleQueue)
         --> writer thread: validate, store, make incidents for a small batch
             in ONE transaction (group commit), then PUBACK each message in
-            the order received (MQTT 3.1.1 section 4.6)
-        --> loop.call_soon_threadsafe(on_committed, effects)  (asyncio side)
+            the order received (MQTT 3.1.1 section 4.6), then publish the
+            commands the batch decided
+        --> loop.call_soon_threadsafe(on_committed, effects)  (asyncio side:
+            live feed, routing)
 
 The same transaction writes the commands to devices those messages caused
 (gateway.downlink's outbox), and marks sent the commands whose PUBACK paho
-reported since the last batch (they come through the same queue).
+reported since the last batch (they come through the same queue). The
+connection itself (state, reconnects, which acks are still valid) is
+gateway.mqttlink's.
 
 A message is acknowledged only after its transaction committed, so a gateway
 that dies in between leaves it unacknowledged: the broker redelivers it from
@@ -24,10 +28,6 @@ rest of its batch is stored and acknowledged. Only a failure of the
 database itself stops acknowledging, and that is told by what failed
 (SQLite's error code), not by where: a message that makes SQLite refuse its
 values is the message's fault, and must not hold back the alarms behind it.
-
-Packet ids belong to one connection: after a reconnect the broker resends
-everything unacknowledged under the same ids, possibly reused, so acks for
-messages received on an earlier connection are dropped, never sent.
 """
 
 from __future__ import annotations
@@ -35,25 +35,20 @@ from __future__ import annotations
 import collections
 import logging
 import queue
-import socket
 import sqlite3
 import threading
 import time
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import protocol
 from gateway import downlink, sessions, supervision
 from gateway.config import Config
 from gateway.downlink import Command, Downlink
 from gateway.incidents import Effects, raise_alarm
-from gateway.mqttclient import BufferedClient
+from gateway.mqttlink import MqttLink, Received
 from gateway.store import Store
 
 log = logging.getLogger("lonewatch.ingest")
 
-SUBSCRIPTIONS = [(f"{protocol.TOPIC_ROOT}/+/+/{kind}", 1) for kind in protocol.UPLINK_KINDS]
 # Only a backlog fills a batch (a gateway back from a restart, a mass event);
 # then bigger batches clear it faster: fewer commits, and one look-up per
 # incident per batch. The cost is the first message of a batch, held back
@@ -61,11 +56,6 @@ SUBSCRIPTIONS = [(f"{protocol.TOPIC_ROOT}/+/+/{kind}", 1) for kind in protocol.U
 # latency target. 200 -> 500: the alarms-only burst about 12 % faster.
 MAX_BATCH = 500
 REJECT_LOG_EVERY_S = 60.0
-# Heartbeats (QoS 0, replaced 30 s later) received while this many messages
-# wait to be stored are shed rather than queued: while the database refuses
-# writes, a fleet's heartbeats would otherwise grow the queue without bound.
-# QoS 1 messages are never shed; the broker's in-flight window holds those.
-SHED_HEARTBEATS_ABOVE = 20_000
 # SQLite's primary result codes that mean the database itself cannot take a
 # write now. Any other failure while storing belongs to the message.
 DATABASE_FAILURES = frozenset({
@@ -76,18 +66,6 @@ DATABASE_FAILURES = frozenset({
 RETRY_DELAYS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 STOP = object()
 GATEWAY_TOPICS = f"{protocol.TOPIC_ROOT}/_gw/"
-
-
-class Received:
-    __slots__ = ("generation", "mid", "qos", "topic", "payload", "received_at")
-
-    def __init__(self, generation, mid, qos, topic, payload, received_at):
-        self.generation = generation
-        self.mid = mid
-        self.qos = qos
-        self.topic = topic
-        self.payload = payload
-        self.received_at = received_at
 
 
 class Counters:
@@ -101,7 +79,6 @@ class Counters:
         self.unregistered = 0
         self.acked = 0
         self.store_retries = 0
-        self.heartbeats_shed = 0  # written by paho's network thread only
         self._recent = collections.deque()  # (time, accepted in that batch)
 
     def note_batch(self, now: float, n: int) -> None:
@@ -157,7 +134,11 @@ def _times(kind: str, body: dict, received_at: float) -> tuple[float | None, flo
 
 
 class Ingest:
+    """The writer thread, with the MQTT link it is fed by and acknowledges
+    through, and the downlink its batches publish to."""
+
     def __init__(self, config: Config, store: Store, on_committed, loop):
+        """on_committed(effects) runs on loop after each commit that changed something."""
         self.config = config
         self.store = store
         self.counters = Counters()
@@ -166,136 +147,35 @@ class Ingest:
         # Why the last batch could not be committed, and since when; None while it commits.
         self.db_error: str | None = None
         self.db_failing_since: float | None = None
-        self.connected_since: float | None = None
+        self.link = MqttLink(config, self.inbox)
+        self.downlink = Downlink(self.link, config.gateway.id, on_sent=self.inbox.put)
         self._on_committed = on_committed
         self._loop = loop
-        self._generation = 0
-        self._ack_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._subscribed = threading.Event()
-        self._connect_error: str | None = None
         self._last_reject_log: dict[tuple[str, str], float] = {}
-        self._last_shed_log = float("-inf")
         self._writer = threading.Thread(target=self._write_loop, name="lonewatch-writer", daemon=True)
-        self.status_topic = protocol.gateway_status_topic(config.gateway.id)
 
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2, client_id=config.client_id, clean_session=False,
-            protocol=mqtt.MQTTv311, manual_ack=True,
-        )
-        if config.mqtt.username:
-            client.username_pw_set(config.mqtt.username, config.mqtt.password or None)
-        client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        # No cap on unacknowledged commands: a burst of alarms, each answered
-        # "delivered", must not queue inside paho (default cap 20). The cap
-        # also costs paho a scan of its whole in-flight table on every PUBACK:
-        # with 100, the alarms-only benchmark ran about 10 % slower.
-        client.max_inflight_messages_set(0)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        client.on_socket_open = self._on_socket_open
-        self.client = client
-        self.downlink = Downlink(client, config.gateway.id, on_sent=self.inbox.put)
-
-    def _status(self, state: str) -> bytes:
-        return protocol.encode({"v": protocol.VERSION, "gateway": self.config.gateway.id, "state": state,
-                                "time": round(time.time(), 3)})
-
-    @property
-    def connected(self) -> bool:
-        return self.client.is_connected() and self._subscribed.is_set()
-
-    # ---- lifecycle (called from asyncio) ---------------------------------
+    # ---- lifecycle (blocking: run them in a thread) ------------------------
 
     def start(self, timeout_s: float) -> None:
-        """Connect and subscribe; blocking, run it in a thread. Raises ConnectionError."""
+        """Start the writer, connect and subscribe. Raises ConnectionError."""
         self._writer.start()
         try:
-            self.client.connect(self.config.mqtt.host, self.config.mqtt.port, keepalive=self.config.mqtt.keepalive)
-        except OSError as exc:
+            self.link.start(timeout_s)
+        except ConnectionError:
             self._stop_writer()
-            raise ConnectionError(f"cannot reach the MQTT broker at {self.config.mqtt.url}: {exc}") from None
-        self.client.loop_start()
-        if not self._subscribed.wait(timeout_s):
-            why = self._connect_error or "no CONNACK/SUBACK"
-            self.client.loop_stop()
-            self.client.disconnect()
-            self._stop_writer()
-            raise ConnectionError(
-                f"MQTT broker at {self.config.mqtt.url} did not accept the gateway within {timeout_s:g} s ({why})"
-            )
+            raise
 
     def stop(self) -> None:
-        """Commit and ack what was received, say goodbye, disconnect. Blocking."""
+        """Commit and ack what was received, then say goodbye and disconnect."""
         self._stop_writer()
-        if self.client.is_connected():
-            self.client.publish(self.status_topic, self._status("offline"), qos=1, retain=True).wait_for_publish(1.0)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.link.stop()
 
     def _stop_writer(self) -> None:
         if self._writer.is_alive():
             self.inbox.put(STOP)
             self._stopping.set()
             self._writer.join(5.0)
-
-    # ---- paho callbacks (network thread) -----------------------------------
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
-        if reason_code.is_failure:
-            self._connect_error = f"broker refused: {reason_code}"
-            log.error("MQTT broker %s refused the connection: %s", self.config.mqtt.url, reason_code)
-            return
-        log.info("connected to %s as %s (session present: %s)", self.config.mqtt.url,
-                 self.config.client_id, flags.session_present)
-        self.connected_since = time.time()
-        client.subscribe(SUBSCRIPTIONS)
-        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
-
-    def _on_socket_open(self, client, userdata, sock):
-        # PUBACKs and commands are tiny: without this, Nagle's algorithm holds
-        # one back until the broker's delayed ACK (up to ~40 ms) arrives.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def _on_connect_fail(self, client, userdata):
-        self._connect_error = "connection failed"
-
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        if any(rc.is_failure for rc in reason_codes):
-            self._connect_error = f"subscription refused: {reason_codes}"
-            log.error("MQTT broker refused a subscription: %s", reason_codes)
-            return
-        self._subscribed.set()
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
-        with self._ack_lock:
-            self._generation += 1
-        self._subscribed.clear()
-        self.connected_since = None
-        if self._stopping.is_set():
-            log.info("disconnected from %s: the gateway is stopping", self.config.mqtt.url)
-        else:
-            log.warning("disconnected from %s (%s); reconnecting with backoff", self.config.mqtt.url, reason_code)
-
-    def _on_message(self, client, userdata, message):
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            topic = message._topic.decode("utf-8", "replace")
-        now = time.time()
-        if message.qos == 0 and topic.endswith("/heartbeat") and self.inbox.qsize() > SHED_HEARTBEATS_ABOVE:
-            self.counters.heartbeats_shed += 1
-            if now - self._last_shed_log >= REJECT_LOG_EVERY_S:
-                self._last_shed_log = now
-                log.warning("%d messages wait to be stored: shedding heartbeats until the backlog clears "
-                            "(%d so far; alarms and events are kept)", self.inbox.qsize(),
-                            self.counters.heartbeats_shed)
-            return
-        self.inbox.put(Received(self._generation, message.mid, message.qos, topic, message.payload, now))
 
     # ---- writer thread -----------------------------------------------------
 
@@ -321,7 +201,12 @@ class Ingest:
             effects = self._commit(messages, sent)
             if effects is None:
                 break  # stopping while the database refuses: unacked, so the broker keeps them
-            self._ack(messages)
+            self.counters.acked += self.link.ack(messages)
+            if effects.outbox:
+                # From here rather than the event loop: the commands leave with
+                # the batch's PUBACKs, in the same write of paho's thread.
+                self.downlink.publish(effects.outbox)
+                effects.outbox = []
             if not effects.is_empty():
                 self._loop.call_soon_threadsafe(self._on_committed, effects)
 
@@ -394,13 +279,6 @@ class Ingest:
             log.exception("internal error marking %d command(s) sent", len(sent))
         else:
             effects.extend(own)
-
-    def _ack(self, batch: list[Received]) -> None:
-        with self._ack_lock:
-            for item in batch:
-                if item.qos > 0 and item.generation == self._generation:
-                    self.client.ack(item.mid, item.qos)
-                    self.counters.acked += 1
 
     def _record(self, item: Received, effects: Effects, careful: bool) -> None:
         """Store one message and everything it implies, in the caller's transaction."""

@@ -1,9 +1,11 @@
 """The gateway service: ingest, incidents, timers, routing, downlink and the live feed.
 
-The asyncio side owns everything that happens after a commit (live feed,
-routing, commands to devices) and the timers (escalation, sessions, lost
-contact, retention). The MQTT network thread and the SQLite writer thread
-live in gateway.ingest; neither ever waits for the event loop.
+The asyncio side owns the timers (escalation, sessions, lost contact,
+retention), the desk's actions, and what follows every commit: the live feed
+and routing, and the commands a desk action or a timer decided. The MQTT
+network thread (gateway.mqttlink) and the SQLite writer thread (gateway.ingest)
+never wait for the event loop; the writer publishes the commands its own
+batches decide.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class Gateway:
     # ---- after a commit (runs on the event loop) ----------------------------
 
     def _apply(self, effects: Effects) -> None:
+        """Live feed and routing; the ingest's writer has published the commands of its batches."""
         # One query for all the incidents of an ingest batch (often many alarms of a few incidents).
         current = self.store.get_incidents(i for i, _, _ in effects.incidents) if effects.incidents else {}
         # An outbox replay attaches several alarms to one incident in one batch: each
@@ -157,7 +160,6 @@ class Gateway:
             self._publish_live({"type": "device", "device": self.store.get_device(device)})
         for session_id in dict.fromkeys(effects.sessions):
             self._publish_live({"type": "session", "session": self.store.get_session(session_id)})
-        self.downlink.publish(effects.outbox)
 
     def _change(self, work) -> Effects:
         """Run work(effects) in one transaction with the commands it decides, then apply its effects."""
@@ -166,6 +168,7 @@ class Gateway:
             work(effects)
             self.downlink.store(self.store, effects)
         self._apply(effects)
+        self.downlink.publish(effects.outbox)
         return effects
 
     # ---- what the desk reads ------------------------------------------------
@@ -241,7 +244,7 @@ class Gateway:
         def work(fx):
             incidents.escalate_unacknowledged(self.store, fx, self.config.alarms.ack_timeout_s, now)
             sessions.check_due(self.store, fx, self.config.sessions, now)
-            connected_since = self.ingest.connected_since if self.ingest else None
+            connected_since = self.ingest.link.ready_since if self.ingest else None
             if connected_since is not None:
                 supervision.check_lost(self.store, fx, self.config.supervision, now, connected_since)
         self._change(work)
@@ -300,15 +303,16 @@ class Gateway:
         """What works, and in `problems` what does not, in words for the person on duty."""
         now = time.time()
         ingest = self.ingest
-        broker = bool(ingest and ingest.connected)
+        broker = bool(ingest and ingest.link.ready)
         db = bool(ingest and ingest.db_ok)
         period = min(1.0, self.config.sessions.check_interval_s)
         stalled = self._last_tick is not None and now - self._last_tick > TIMERS_STALLED_PERIODS * period
         timers = self._timers_ok and not stalled
         problems = []
         if not broker:
-            problems.append(f"not connected to the MQTT broker at {self.config.mqtt.url}: no alarm reaches the "
-                            "gateway until it reconnects (it keeps trying)")
+            why = f" ({ingest.link.state.value}: {ingest.link.error})" if ingest and ingest.link.error else ""
+            problems.append(f"not connected to the MQTT broker at {self.config.mqtt.url}{why}: no alarm reaches "
+                            "the gateway until it reconnects (it keeps trying)")
         if ingest and not db:
             since = time.strftime("%H:%M:%S", time.localtime(ingest.db_failing_since or now))
             problems.append(f"the database {self.config.gateway.db} refuses writes since {since} "
@@ -328,6 +332,7 @@ class Gateway:
             "problems": problems,
             "gateway": self.config.gateway.id,
             "broker_connected": broker,
+            "broker_state": ingest.link.state.value if ingest else "disconnected",
             "db_writable": db,
             "db_error": ingest.db_error if ingest else None,
             "timers_running": timers,
@@ -355,7 +360,7 @@ class Gateway:
             Metric("store_retries", "counter", "Batches SQLite could not commit at first.",
                    [({}, c.store_retries if c else 0)]),
             Metric("heartbeats_shed", "counter", "Heartbeats not queued because the ingest backlog was full.",
-                   [({}, c.heartbeats_shed if c else 0)]),
+                   [({}, self.ingest.link.heartbeats_shed if self.ingest else 0)]),
             Metric("ingest_rate", "gauge", "Messages committed per second over the last 10 s.",
                    [({}, round(c.rate(now), 2) if c else 0)]),
             Metric("ingest_backlog", "gauge", "Messages (and command PUBACKs) received but not yet committed.",
@@ -364,7 +369,7 @@ class Gateway:
             Metric("devices_online", "gauge", "Registered devices currently online.",
                    [({}, sum(1 for d in devices if d["state"] == "online"))]),
             Metric("broker_connected", "gauge", "1 when connected and subscribed to the broker.",
-                   [({}, int(bool(self.ingest and self.ingest.connected)))]),
+                   [({}, int(bool(self.ingest and self.ingest.link.ready)))]),
             Metric("commands_unsent", "gauge", "Commands to devices the broker has not acknowledged yet.",
                    [({}, self.store.count_unsent_commands())]),
         ]

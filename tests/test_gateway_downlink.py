@@ -51,7 +51,7 @@ async def test_help_coming_decided_while_the_broker_is_down_reaches_the_wearer(t
         device = Device(broker, persistent=True)
         incident = await delivered_incident(gateway.store, device)
         broker.stop()
-        await wait_for(lambda: not gateway.ingest.connected, what="the gateway to notice the broker is gone")
+        await wait_for(lambda: not gateway.ingest.link.ready, what="the gateway to notice the broker is gone")
 
         await gateway.acknowledge(incident["id"], "alice")
         outbox = gateway.store.list_commands(device="dev-001")
@@ -74,7 +74,7 @@ async def test_help_coming_survives_a_gateway_restart_while_the_broker_is_down(t
     async with running_gateway(config) as gateway:
         incident = await delivered_incident(gateway.store, device)
         broker.stop()
-        await wait_for(lambda: not gateway.ingest.connected, what="the gateway to notice the broker is gone")
+        await wait_for(lambda: not gateway.ingest.link.ready, what="the gateway to notice the broker is gone")
         await gateway.acknowledge(incident["id"], "alice")
         await gateway.resolve(incident["id"], "alice", "test")
     # The gateway is gone, and with it whatever paho held in memory.

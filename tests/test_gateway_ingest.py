@@ -71,13 +71,13 @@ async def test_alarms_stored_in_one_batch_reach_the_desk_as_one_update(tmp_path,
     async with running_gateway(config) as gateway:
         live = gateway.subscribe_live()
         arrived = []
-        hand_to_writer = gateway.ingest.client.on_message
+        hand_to_writer = gateway.ingest.link.client.on_message
 
         def count_arrivals(client, userdata, message):
             hand_to_writer(client, userdata, message)
             arrived.append(message.topic)
 
-        gateway.ingest.client.on_message = count_arrivals
+        gateway.ingest.link.client.on_message = count_arrivals
         device = Device(mosquitto)
         device.alarm("panic")
         await next_live(live, lambda u: u["type"] == "incident" and u["event"] == "raised")
