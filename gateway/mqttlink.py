@@ -9,8 +9,8 @@ state:
 
     DISCONNECTED --opened--> CONNECTING --accepted (CONNACK)--> SUBSCRIBING
         --subscribed (SUBACK)--> READY
-    CONNECTING or SUBSCRIBING --refused--> REFUSED   (error says by whom)
-    any of those --lost--> DISCONNECTED              (generation + 1)
+    CONNECTING or SUBSCRIBING --refused--> REFUSED   (error says which)
+    any but STOPPING --lost--> DISCONNECTED          (generation + 1)
     DISCONNECTED or CONNECTING --failed--> DISCONNECTED  (no connection made)
     anything --stop--> STOPPING, and it stays there
 
@@ -71,7 +71,7 @@ class Event(enum.Enum):
     ACCEPTED = "accepted"  # CONNACK, success
     SUBSCRIBED = "subscribed"  # SUBACK, every subscription granted
     REFUSED = "refused"  # CONNACK or SUBACK with a failure
-    FAILED = "failed"  # a connection attempt that did not get as far as CONNECT
+    FAILED = "failed"  # paho's on_connect_fail: opening the connection raised (port closed, DNS, TLS)
     LOST = "lost"  # paho's on_disconnect: this connection is over
     STOP = "stop"
 
@@ -110,8 +110,8 @@ class Connection:
             raise ValueError(f"MQTT connection: {event.value} while {before.value}")
         if event is Event.LOST:
             self.generation += 1
-        if error is not None:
-            self.error = error
+        if error is not None and not (event is Event.LOST and before is State.REFUSED):
+            self.error = error  # (a refusal is why its connection ended: that stays the reason)
         elif after is State.READY:
             self.error = None
         self.ready_since = now if after is State.READY else None  # READY is entered from SUBSCRIBING only
@@ -247,6 +247,8 @@ class MqttLink:
                 # paho reported something this table does not foresee: say so, keep the state.
                 log.warning("%s; state kept", exc)
                 return self._connection.state
+            # Logged before anyone waiting for this state is woken: a line per transition, in order.
+            log.debug("MQTT connection: %s -> %s (%s)", before.value, self._connection.state.value, event.value)
             self._changed.notify_all()
         return before
 
