@@ -205,10 +205,19 @@ class Ingest:
             if effects.outbox:
                 # From here, not from the event loop: one hand-over less, and
                 # the commands are queued in paho right behind the PUBACKs.
-                self.downlink.publish(effects.outbox)
+                self._publish(effects.outbox)
                 effects.outbox = []
             if not effects.is_empty():
                 self._loop.call_soon_threadsafe(self._on_committed, effects)
+
+    def _publish(self, commands: list[Command]) -> None:
+        try:
+            self.downlink.publish(commands)
+        except Exception:
+            # Committed, so in the outbox: the next start publishes them. The
+            # writer itself must go on storing what arrives.
+            log.exception("cannot hand %d command(s) to paho; they stay in the outbox until the next start",
+                          len(commands))
 
     def _commit(self, batch: list[Received], sent: list[Command]) -> Effects | None:
         """Commit the batch; None if told to stop while the database refuses.

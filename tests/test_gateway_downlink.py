@@ -147,3 +147,28 @@ async def test_delivered_marks_the_incident_once_the_broker_has_it(tmp_path, mos
         assert all(c["sent_at"] for c in gateway.store.list_commands())
         assert metric(gateway, "lonewatch_commands_unsent") == 0
         device.close()
+
+
+async def test_a_command_paho_will_not_take_stays_in_the_outbox_and_the_ingest_goes_on(tmp_path, mosquitto,
+                                                                                      monkeypatch):
+    # The ingest's writer publishes the commands of its batches itself: a
+    # failure there must cost it nothing but that publish.
+    async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED)) as gateway:
+        publish = gateway.downlink.publish
+        refused = []
+
+        def refuse_the_first(commands):
+            if not refused:
+                refused.extend(commands)
+                raise ValueError("paho refused the publish")
+            publish(commands)
+
+        monkeypatch.setattr(gateway.downlink, "publish", refuse_the_first)
+        device = Device(mosquitto)
+        first = device.alarm("panic")
+        await wait_for(lambda: refused, what="the refused publish")
+        second = device.alarm("panic")
+        assert (await device.wait_command("delivered")).body["ref"] == second["id"]
+        assert [c["ref"] for c in gateway.store.unsent_commands()] == [first["id"]]
+        assert gateway.health()["ok"]
+        device.close()
