@@ -3,10 +3,10 @@
     gateway.mqttlink (paho network thread) --Received--> inbox (queue.SimpleQueue)
         --> writer thread: validate, store, make incidents for a small batch
             in ONE transaction (group commit), then PUBACK each message in
-            the order received (MQTT 3.1.1 section 4.6), then publish the
-            commands the batch decided
+            the order received (MQTT 3.1.1 section 4.6)
         --> loop.call_soon_threadsafe(on_committed, effects)  (asyncio side:
             live feed, routing)
+        --> writer thread: publish the commands the batch decided
 
 The same transaction writes the commands to devices those messages caused
 (gateway.downlink's outbox), and marks sent the commands whose PUBACK paho
@@ -202,13 +202,16 @@ class Ingest:
             if effects is None:
                 break  # stopping while the database refuses: unacked, so the broker keeps them
             self.counters.acked += self.link.ack(messages)
-            if effects.outbox:
-                # From here, not from the event loop: one hand-over less, and
-                # the commands are queued in paho right behind the PUBACKs.
-                self._publish(effects.outbox)
-                effects.outbox = []
+            # The commands are published from here, not from the event loop:
+            # one hand-over less. After the desk's update is on its way, since
+            # paho's publish takes locks its network thread holds while it
+            # handles PUBACKs, and on a busy machine that thread may be waiting
+            # for a core.
+            commands, effects.outbox = effects.outbox, []
             if not effects.is_empty():
                 self._loop.call_soon_threadsafe(self._on_committed, effects)
+            if commands:
+                self._publish(commands)
 
     def _publish(self, commands: list[Command]) -> None:
         try:
