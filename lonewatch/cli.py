@@ -20,7 +20,7 @@ COMMANDS: dict = {
     "alarms": ("lonewatch.commands.alarms", "list incidents from a gateway database"),
     "password": ("lonewatch.commands.password", "make a password hash for a dashboard operator"),
     "bench": {
-        "mandown": ("simulator.bench_mandown", "man-down detector on recordings in the SisFall-50Hz format"),
+        "mandown": ("bench.mandown", "man-down detector on recordings in the SisFall-50Hz format"),
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
         "purge": ("bench.purge", "how long the retention purge keeps the ingest away from the database"),
     },

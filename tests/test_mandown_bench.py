@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import bench_mandown
+from bench import mandown as bench_mandown
 
 ROOT = Path(__file__).resolve().parent.parent
 SISFALL = ROOT.parent / "shared" / "datasets" / "sisfall-50hz"

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from simulator import bench_mandown, sisfall, traces
+from bench import mandown as bench_mandown
+from simulator import sisfall, traces
 
 SUBJECTS = ("SX01", "SX02")
 TRIALS = 2

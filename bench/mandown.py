@@ -29,9 +29,7 @@ import time
 from multiprocessing import Pool
 
 from simulator import sisfall
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIRMWARE = os.path.join(ROOT, "firmware")
+from simulator.paths import FIRMWARE, MICROPYTHON
 
 
 def _load_detector():
@@ -89,7 +87,7 @@ def add_arguments(parser):
                         help="at most this many recordings per subject (smoke runs)")
     parser.add_argument("--no-cv", action="store_true",
                         help="skip the grid and the cross-validation (defaults only)")
-    parser.add_argument("--micropython", default=os.path.join(ROOT, ".venv", "bin", "micropython"),
+    parser.add_argument("--micropython", default=str(MICROPYTHON),
                         help="micropython binary for the cost measurement")
     parser.add_argument("--continuous", action="store_true",
                         help="also chain each subject's activities into one worn shift"
@@ -562,7 +560,7 @@ def _time_micropython(binary, samples, repeat=3):
             f.writelines("%d,%d,%d\n" % s for s in samples)
         script = os.path.join(tmp, "time_mandown.py")
         with open(script, "w") as f:
-            f.write(MPY_SCRIPT % {"firmware": FIRMWARE, "data": data, "repeat": repeat})
+            f.write(MPY_SCRIPT % {"firmware": str(FIRMWARE), "data": data, "repeat": repeat})
         done = subprocess.run([binary, script], capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         return {"error": "micropython exit %d: %s" % (done.returncode, (done.stdout + done.stderr).strip()[-500:])}
@@ -704,7 +702,7 @@ def run(args):
 
 def main(argv=None):
     import argparse
-    parser = argparse.ArgumentParser(prog="bench_mandown", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lonewatch bench mandown", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
