@@ -19,6 +19,7 @@ COMMANDS: dict = {
     "gateway": ("lonewatch.commands.gateway", "run the gateway and the dashboard against a broker"),
     "alarms": ("lonewatch.commands.alarms", "list incidents from a gateway database"),
     "password": ("lonewatch.commands.password", "make a password hash for a dashboard operator"),
+    "backup": ("lonewatch.commands.backup", "copy a gateway database while the gateway runs"),
     "bench": {
         "mandown": ("bench.mandown", "man-down detector on recordings in the SisFall-50Hz format"),
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
