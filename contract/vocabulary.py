@@ -27,6 +27,7 @@ CAUSE_LABELS = {
     "tilt": "lying tilted",
     "offline": "switched off or out of range",
     "lost_contact": "lost contact",
+    "never_seen": "never heard from since enrolled",
     "low_battery": "low battery",
     "unreadable_alarm": "unreadable alarm",
     "sensor_missing": "no motion sensor: man-down is off",

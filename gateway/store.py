@@ -186,6 +186,10 @@ class Store:
     def count_unregistered_message(self, device: str) -> None:
         self._write("UPDATE devices SET unregistered_messages = unregistered_messages + 1 WHERE device = ?", (device,))
 
+    def devices_never_heard(self) -> list[dict]:
+        """Registered devices no message has ever come from."""
+        return self._all("SELECT * FROM devices WHERE registered = 1 AND state = 'unknown' AND last_seen IS NULL")
+
     def devices_silent_since(self, cutoff: float) -> list[dict]:
         """Devices that were online but have not been heard from since cutoff."""
         return self._all(
