@@ -24,9 +24,10 @@ COMMANDS: dict = {
         "mandown": ("bench.mandown", "man-down detector on recordings in the SisFall-50Hz format"),
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
         "purge": ("bench.purge", "how long the retention purge keeps the ingest away from the database"),
+        "fuzz": ("bench.fuzz", "hostile and broken messages against the running gateway, between valid alarms"),
     },
 }
-GROUP_HELP = {"bench": "benchmarks that print a table and, last, one JSON line"}
+GROUP_HELP = {"bench": "long measured runs (benchmarks, fuzz) that print a table and, last, one JSON line"}
 
 
 def _setup_logging(verbose: bool) -> None:
