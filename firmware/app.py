@@ -161,9 +161,9 @@ class App:
         # wearer's press says "I'm OK".
 
     def on_command(self, topic, payload):
-        cmd = protocol.parse_cmd(payload)
+        cmd, problem = protocol.parse_cmd(payload)
         if cmd is None:
-            print("cmd: ignored, not a v1 command: %r" % (bytes(payload[:60]),))
+            print("cmd: refused (%s): %r" % (problem, bytes(payload[:60])))
             return
         name = cmd["cmd"]
         print("cmd: %s %s" % (name, cmd.get("ref", "")))
@@ -178,9 +178,7 @@ class App:
         elif name == "session_due":
             self.player.play(patterns.SESSION_DUE)
         elif name == "config":
-            self.apply_config(cmd.get("config"))
-        else:
-            print("cmd: unknown command %r ignored" % name)
+            self.apply_config(cmd["config"])
 
     def apply_config(self, changes):
         config = _import_config()

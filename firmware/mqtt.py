@@ -22,8 +22,11 @@ DISCONNECT = 0xE0
 #   so the link is declared dead after KEEPALIVE_GRACE keepalive periods
 #   without any packet from the broker, not when TCP notices.
 KEEPALIVE_GRACE = 1.5
-# Refuse larger incoming packets instead of allocating them (about 100 KB heap).
+# Larger incoming packets are not allocated (about 100 KB heap): a PUBLISH
+# is read past in SKIP_CHUNK pieces and acknowledged unseen, anything else
+# ends the session.
 MAX_INCOMING = 4096
+SKIP_CHUNK = 256
 
 CONNACK_ERRORS = {
     1: "unacceptable protocol version",
@@ -104,7 +107,7 @@ class Client:
             asyncio.open_connection(host, port), timeout_ms)
         try:
             await self._write(self._connect_packet())
-            first, body = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)
+            first, body, _ = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)
         except EOFError:
             # The broker took the TCP connection and closed it before its
             # CONNACK (shutting down, or over its connection limit): a failed
@@ -198,6 +201,9 @@ class Client:
             await writer.drain()
 
     async def _read_packet(self):
+        """(first byte, body, dropped): dropped is the remaining length of a
+        PUBLISH too large to hold, whose body is then only its topic and
+        packet id."""
         reader = self._reader
         head = await reader.readexactly(1)
         length = 0
@@ -211,18 +217,36 @@ class Client:
             if shift > 21:
                 raise MQTTError("malformed remaining length")
         if length > MAX_INCOMING:
-            raise MQTTError("incoming packet of %d bytes is too large" % length)
+            if head[0] & 0xF0 != PUBLISH:
+                raise MQTTError("incoming packet of %d bytes is too large" % length)
+            # Refusing the session instead would not help: the broker
+            # delivers the message again on every reconnect, for ever.
+            return head[0], await self._skip_payload(head[0], length), length
         body = await reader.readexactly(length) if length else b""
-        return head[0], body
+        return head[0], body, 0
+
+    async def _skip_payload(self, first, length):
+        reader = self._reader
+        tlen = await reader.readexactly(2)
+        header = 2 + ((tlen[0] << 8) | tlen[1]) + (2 if first & 0x06 else 0)
+        if header > length:
+            raise MQTTError("malformed PUBLISH")
+        head = tlen + await reader.readexactly(header - 2)
+        left = length - header
+        while left:
+            n = min(left, SKIP_CHUNK)
+            await reader.readexactly(n)
+            left -= n
+        return head
 
     async def _receive(self):
         try:
             while True:
-                first, body = await self._read_packet()
+                first, body, dropped = await self._read_packet()
                 self._last_rx = time.ticks_ms()
                 kind = first & 0xF0
                 if kind == PUBLISH:
-                    await self._incoming(first, body)
+                    await self._incoming(first, body, dropped)
                 elif kind in (PUBACK, SUBACK):
                     event = self._acks.get((body[0] << 8) | body[1])
                     if event:
@@ -233,7 +257,7 @@ class Client:
             print("mqtt: connection lost (%r)" % (e,))
         self.close()
 
-    async def _incoming(self, first, body):
+    async def _incoming(self, first, body, dropped):
         qos = (first >> 1) & 3
         tlen = (body[0] << 8) | body[1]
         topic = body[2:2 + tlen].decode()
@@ -241,7 +265,10 @@ class Client:
         if qos:
             pid = body[pos:pos + 2]
             pos += 2
-        if self.on_message:
+        if dropped:
+            print("mqtt: dropped a %d-byte message on %s (limit %d)"
+                  % (dropped - len(body), topic, MAX_INCOMING))
+        elif self.on_message:
             try:
                 self.on_message(topic, body[pos:])
             except Exception as e:  # a bad command must not end the session
