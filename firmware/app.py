@@ -130,9 +130,11 @@ class App:
 
     def queue(self, kind, body):
         # Flash first, then the network: the outbox write is the commitment.
-        self.box.add(kind, json.dumps(body))
-        if kind != "heartbeat":
-            print("queued %s %s %s" % (kind, body.get("id"), body.get("type")))
+        if kind == outbox.HEARTBEAT:
+            self.box.add(kind, json.dumps(body))
+        else:
+            self.box.add(kind, json.dumps(body), body["id"], body["uptime_ms"])
+            print("queued %s %s %s" % (kind, body["id"], body["type"]))
         self.link.wake.set()
 
     def raise_technical(self, cause):

@@ -6,7 +6,6 @@
 # will, command subscription. The button and sensor tasks never wait on
 # anything here; they add to the outbox and set `wake`.
 import asyncio
-import json
 import time
 
 import mqtt
@@ -109,16 +108,15 @@ class Link:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            key, kind, payload, resend = record
+            key, kind, rid, uptime_ms, payload, resend = record
             if resend:
                 print("link: no delivered for alarm %d within %d s, sending it again"
                       % (key, self.cfg["delivered_timeout_s"]))
             if kind == HEARTBEAT:
                 data = payload.encode()
             else:
-                body = json.loads(payload)
                 data = protocol.encode_for_send(
-                    body, protocol.sent_uptime(body, time.ticks_ms(), self.boot))
+                    payload, protocol.sent_uptime(rid, uptime_ms, time.ticks_ms(), self.boot))
             qos = protocol.QOS[kind]
             try:
                 await self.client.publish(self.topic_base + kind, data, qos, False, timeout)
