@@ -13,9 +13,9 @@ import sys
 import time
 
 import machine
-import network
 
 import alarmstate
+import board
 import feedback
 import gestures
 import link
@@ -26,7 +26,6 @@ import protocol
 import sensor
 import sntp
 import version
-import pins
 
 BOOT_PATH = "boot.txt"
 OUTBOX_PATH = "outbox.log"
@@ -56,30 +55,12 @@ def next_boot():
     return boot
 
 
-class Board:
-    """The ESP32's peripherals, from the one pin map."""
-
-    def __init__(self, cfg):
-        Pin = machine.Pin
-        self.button = Pin(pins.BUTTON, Pin.IN, Pin.PULL_UP)
-        self.buzzer = machine.PWM(Pin(pins.BUZZER, Pin.OUT), freq=2700, duty_u16=0)
-        self.vibration = Pin(pins.VIBRATION, Pin.OUT, value=0)
-        self.led = Pin(pins.LED, Pin.OUT, value=0)
-        self.adc = machine.ADC(Pin(pins.BATTERY), atten=machine.ADC.ATTN_11DB)
-        self.i2c = machine.I2C(0, scl=Pin(pins.I2C_SCL), sda=Pin(pins.I2C_SDA), freq=400000)
-        self.wlan = network.WLAN(network.STA_IF)
-        self.wlan.active(True)
-
-    def pressed(self):
-        return self.button.value() == 0  # active low
-
-
 class App:
     def __init__(self, cfg, boot):
         self.cfg = cfg
         self.boot = boot
         self.seq = 0
-        self.board = Board(cfg)
+        self.board = board.Board()
         self.player = feedback.Player(self.board.buzzer, self.board.vibration,
                                       self.board.led, cfg["silent"])
         self.box = outbox.Outbox(OUTBOX_PATH, cfg["outbox_max"],
@@ -342,28 +323,6 @@ async def guarded(name, coro):
         machine.reset()
 
 
-def show_bad_config(message):
-    """No valid config: say why on the REPL and blink/beep BAD_CONFIG until
-    someone fixes it. No watchdog is started, so this is not a boot loop."""
-    print("CONFIG ERROR: %s" % message)
-    print("Fix config.json on the device (mpremote fs cp config.json :config.json) and reset.")
-    Pin = machine.Pin
-    buzzer = machine.PWM(Pin(pins.BUZZER, Pin.OUT), freq=2700, duty_u16=0)
-    vibration = Pin(pins.VIBRATION, Pin.OUT, value=0)
-    led = Pin(pins.LED, Pin.OUT, value=0)
-    rounds = 0
-    while True:
-        for hz, vib, on, ms in patterns.steps(patterns.BAD_CONFIG):
-            buzzer.freq(hz or 2700)
-            buzzer.duty_u16(feedback.DUTY_ON if hz else 0)
-            vibration.value(vib)
-            led.value(on)
-            time.sleep_ms(ms)
-        rounds += 1
-        if rounds % 30 == 0:
-            print("CONFIG ERROR: %s" % message)
-
-
 def _import_config():
     import config
     return config
@@ -382,7 +341,7 @@ def main():
         cfg = config.load()
         mandown.Detector(cfg["mandown"])  # its own settings are checked by it
     except (config.ConfigError, ValueError) as e:
-        show_bad_config(str(e))
+        board.show_bad_config(str(e))
         return
     _forget(config)
     boot = next_boot()
