@@ -144,7 +144,11 @@ class App:
         # wearer's press says "I'm OK".
 
     def on_command(self, topic, payload):
-        cmd, problem = protocol.parse_cmd(payload)
+        import commands
+        try:
+            cmd, problem = commands.parse(payload)
+        finally:
+            _forget(commands)
         if cmd is None:
             print("cmd: refused (%s): %r" % (problem, bytes(payload[:60])))
             return
@@ -341,7 +345,8 @@ def main():
         cfg = config.load()
         mandown.Detector(cfg["mandown"])  # its own settings are checked by it
     except (config.ConfigError, ValueError) as e:
-        board.show_bad_config(str(e))
+        import badconfig
+        badconfig.show_bad_config(str(e))
         return
     _forget(config)
     boot = next_boot()

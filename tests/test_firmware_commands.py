@@ -1,6 +1,5 @@
-"""The device's reading of downlink commands (firmware/protocol.py
-parse_cmd): every command the gateway sends is accepted, and any other
-payload, however hostile, is refused with a reason, never an exception.
+"""The device's reading of downlink commands (firmware/commands.py):
+every command the gateway sends is accepted, and any other payload, however hostile, is refused with a reason, never an exception.
 Runs under CPython and, via the last test, under MicroPython; under CPython
 a property test also feeds it arbitrary bytes and arbitrary JSON."""
 
@@ -11,8 +10,9 @@ if sys.implementation.name == "cpython":
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "firmware"))
 
-import protocol
-from protocol import MAX_PAYLOAD, parse_cmd
+import commands
+from protocol import MAX_PAYLOAD
+from commands import parse as parse_cmd
 
 
 def cmd(**fields):
@@ -106,7 +106,7 @@ if sys.implementation.name == "cpython":
     from micropython_cases import run_cases_under_micropython
 
     def outcome(payload):
-        """parse_cmd must answer (body, None) or (None, reason), whatever arrives."""
+        """parse must answer (body, None) or (None, reason), whatever arrives."""
         result = parse_cmd(payload)
         assert isinstance(result, tuple) and len(result) == 2
         body, reason = result
@@ -125,7 +125,7 @@ if sys.implementation.name == "cpython":
         max_leaves=20)
     command_fields = st.fixed_dictionaries(
         {}, optional={"v": json_values | st.just(1), "id": json_values | st.text(max_size=70),
-                      "cmd": json_values | st.sampled_from(protocol.COMMANDS),
+                      "cmd": json_values | st.sampled_from(commands.COMMANDS),
                       "ref": json_values | st.text(max_size=70), "due_in_s": json_values,
                       "config": json_values, "time": json_values, "by": json_values})
 
@@ -135,7 +135,7 @@ if sys.implementation.name == "cpython":
         body = outcome(json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass"))
         if body is not None:  # what is accepted is exactly what the device relies on
             assert type(body["v"]) is int and body["v"] == 1
-            assert isinstance(body["id"], str) and body["cmd"] in protocol.COMMANDS
+            assert isinstance(body["id"], str) and body["cmd"] in commands.COMMANDS
 
     def test_cases_pass_under_micropython(tmp_path):
         run_cases_under_micropython(__file__, tmp_path)
