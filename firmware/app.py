@@ -13,6 +13,7 @@ import sys
 import time
 
 import machine
+from micropython import const
 
 import alarmstate
 import board
@@ -29,14 +30,14 @@ import version
 
 BOOT_PATH = "boot.txt"
 OUTBOX_PATH = "outbox.log"
-BUTTON_MS = 10
-SENSOR_MS = 20
-SUPERVISOR_MS = 500
+_BUTTON_MS = const(10)
+_SENSOR_MS = const(20)
+_SUPERVISOR_MS = const(500)
 # A technical alarm after this many failed sensor reads in a row (1 s).
-SENSOR_FAILURES = 50
-NTP_EVERY_MS = 3600 * 1000
-HEAP_REPORT_MS = 5000
-LOW_BATTERY_EVERY_MS = 10 * 60 * 1000
+_SENSOR_FAILURES = const(50)
+_NTP_EVERY_MS = const(3600 * 1000)
+_HEAP_REPORT_MS = const(5000)
+_LOW_BATTERY_EVERY_MS = const(10 * 60 * 1000)
 
 
 def next_boot():
@@ -209,7 +210,7 @@ class App:
 
     def on_online(self):
         if self.cfg["ntp_host"] and (self.last_ntp is None or time.ticks_diff(
-                time.ticks_ms(), self.last_ntp) > NTP_EVERY_MS):
+                time.ticks_ms(), self.last_ntp) > _NTP_EVERY_MS):
             self.last_ntp = time.ticks_ms()
             asyncio.create_task(self.sync_clock())
 
@@ -231,7 +232,7 @@ class App:
             for g in self.gestures.update(self.board.pressed(), now):
                 self.on_gesture(g)
             self.progress["button"] = now
-            await asyncio.sleep_ms(BUTTON_MS)
+            await asyncio.sleep_ms(_BUTTON_MS)
 
     async def sensor_task(self):
         failures = 0
@@ -247,7 +248,7 @@ class App:
                         self.on_detector(code, now)
                 except OSError as e:
                     failures += 1
-                    if failures == SENSOR_FAILURES:
+                    if failures == _SENSOR_FAILURES:
                         print("sensor: %d reads failed (%r)" % (failures, e))
                         self.raise_technical("sensor_failed")
             self.carry_out(self.states.tick(now), now)
@@ -258,7 +259,7 @@ class App:
             else:
                 self.player.set_background(None)
             self.progress["sensor"] = now
-            due = time.ticks_add(due, SENSOR_MS)
+            due = time.ticks_add(due, _SENSOR_MS)
             wait = time.ticks_diff(due, time.ticks_ms())
             if wait < -100:  # fell far behind (GC, flash write): resynchronise
                 due = time.ticks_ms()
@@ -270,7 +271,7 @@ class App:
         while True:
             self.send_heartbeat()
             if self.battery_pct < self.cfg["low_battery_pct"] and (
-                    last_low is None or time.ticks_diff(time.ticks_ms(), last_low) > LOW_BATTERY_EVERY_MS):
+                    last_low is None or time.ticks_diff(time.ticks_ms(), last_low) > _LOW_BATTERY_EVERY_MS):
                 last_low = time.ticks_ms()
                 self.player.play(patterns.LOW_BATTERY)
             self.progress["heartbeat"] = time.ticks_ms()
@@ -291,14 +292,14 @@ class App:
                     print("supervisor: a task ended, resetting")
                     machine.reset()
             wdt.feed()
-            if time.ticks_diff(now, last_report) >= HEAP_REPORT_MS:
+            if time.ticks_diff(now, last_report) >= _HEAP_REPORT_MS:
                 # Live heap: what is still referenced after a collection.
                 last_report = now
                 gc.collect()
                 used = gc.mem_alloc()
                 self.heap_peak = max(self.heap_peak, used)
                 print("heap: used %d peak %d free %d" % (used, self.heap_peak, gc.mem_free()))
-            await asyncio.sleep_ms(SUPERVISOR_MS)
+            await asyncio.sleep_ms(_SUPERVISOR_MS)
 
     async def run(self):
         try:

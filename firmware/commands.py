@@ -4,6 +4,7 @@
 import json
 
 from protocol import MAX_PAYLOAD, VERSION
+from ticks import const
 
 # What a command may be. Anything else is refused with a reason, never an
 # exception: the link task that reads commands must outlive any payload.
@@ -12,10 +13,9 @@ COMMANDS_WITH_REF = ("delivered", "help_coming", "resolved")
 # A command object holding `config` holding `mandown` or `location` is 3
 # deep; refusing deeper payloads before decoding keeps the decoder's stack
 # (CPython recursion, MicroPython heap) small whatever arrives.
-MAX_DEPTH = 4
-MAX_ID = 64
-MAX_DUE_S = 7 * 24 * 3600  # the longest session
-_INF = float("inf")
+_MAX_DEPTH = const(4)
+_MAX_ID = const(64)
+_MAX_DUE_S = const(7 * 24 * 3600)  # the longest session
 
 
 def _depth(data):
@@ -51,7 +51,7 @@ def _bad_value(value):
             if 0xD800 <= ord(c) <= 0xDFFF:
                 return "a string holds a surrogate (not valid Unicode)"
     elif isinstance(value, float):
-        if value != value or value in (_INF, -_INF):
+        if value - value != 0:  # NaN or an infinity
             return "a number is not finite"
     elif isinstance(value, dict):
         for k in value:
@@ -71,7 +71,7 @@ def _is_int(value, low, high):
 
 
 def _is_id(value):
-    return isinstance(value, str) and 1 <= len(value) <= MAX_ID
+    return isinstance(value, str) and 1 <= len(value) <= _MAX_ID
 
 
 def parse(payload):
@@ -84,8 +84,8 @@ def parse(payload):
         text = data.decode()
     except UnicodeError:
         return None, "not UTF-8"
-    if _depth(data) > MAX_DEPTH:
-        return None, "nested deeper than %d" % MAX_DEPTH
+    if _depth(data) > _MAX_DEPTH:
+        return None, "nested deeper than %d" % _MAX_DEPTH
     try:
         body = json.loads(text)
     except ValueError:
@@ -102,14 +102,14 @@ def _bad_field(body):
     if not _is_int(body.get("v"), VERSION, VERSION):
         return "v is not the integer %d" % VERSION
     if not _is_id(body.get("id")):
-        return "id is not a string of 1-%d characters" % MAX_ID
+        return "id is not a string of 1-%d characters" % _MAX_ID
     name = body.get("cmd")
     if name not in COMMANDS:
         return "unknown command"
     if name in COMMANDS_WITH_REF and not _is_id(body.get("ref")):
-        return "%s needs ref, an alarm id of 1-%d characters" % (name, MAX_ID)
-    if name == "session_due" and not _is_int(body.get("due_in_s"), 0, MAX_DUE_S):
-        return "session_due needs due_in_s, an integer 0-%d" % MAX_DUE_S
+        return "%s needs ref, an alarm id of 1-%d characters" % (name, _MAX_ID)
+    if name == "session_due" and not _is_int(body.get("due_in_s"), 0, _MAX_DUE_S):
+        return "session_due needs due_in_s, an integer 0-%d" % _MAX_DUE_S
     if name == "config" and not isinstance(body.get("config"), dict):
         return "config needs config, an object"
     return None

@@ -7,16 +7,17 @@
 # anything here; they add to the outbox and set `wake`.
 import asyncio
 import time
+from micropython import const
 
 import mqtt
 import protocol
 import version
 from outbox import ALARM, HEARTBEAT
 
-WIFI_JOIN_MS = 15000
-WIFI_POLL_MS = 250
+_WIFI_JOIN_MS = const(15000)
+_WIFI_POLL_MS = const(250)
 # Idle check interval: how quickly a dropped Wi-Fi is noticed with nothing to send.
-IDLE_CHECK_MS = 1000
+_IDLE_CHECK_MS = const(1000)
 
 
 class Link:
@@ -54,9 +55,9 @@ class Link:
             print("link: Wi-Fi connect failed: %r" % (e,))
             return False
         waited = 0
-        while waited < WIFI_JOIN_MS:
-            await asyncio.sleep_ms(WIFI_POLL_MS)
-            waited += WIFI_POLL_MS
+        while waited < _WIFI_JOIN_MS:
+            await asyncio.sleep_ms(_WIFI_POLL_MS)
+            waited += _WIFI_POLL_MS
             if self.wlan.isconnected():
                 return True
         return False
@@ -101,10 +102,10 @@ class Link:
             record = self.box.next_to_send(time.ticks_ms())
             if record is None:
                 # Idle, or only alarms waiting for `delivered`: look again
-                # within IDLE_CHECK_MS, so an overdue one goes out again.
+                # within _IDLE_CHECK_MS, so an overdue one goes out again.
                 self.wake.clear()
                 try:
-                    await asyncio.wait_for_ms(self.wake.wait(), IDLE_CHECK_MS)
+                    await asyncio.wait_for_ms(self.wake.wait(), _IDLE_CHECK_MS)
                 except asyncio.TimeoutError:
                     pass
                 continue

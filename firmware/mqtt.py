@@ -4,16 +4,17 @@
 # nothing about reconnecting; link.py owns that policy.
 import asyncio
 import time
+from micropython import const
 
-CONNECT = 0x10
-CONNACK = 0x20
-PUBLISH = 0x30
-PUBACK = 0x40
-SUBSCRIBE = 0x82  # the spec requires flags 0010
-SUBACK = 0x90
-PINGREQ = 0xC0
-PINGRESP = 0xD0
-DISCONNECT = 0xE0
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)  # the spec requires flags 0010
+_SUBACK = const(0x90)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
 
 # Platform quirks, named so they are found and not rediscovered:
 # - DNS (getaddrinfo) blocks the whole VM on the ESP32; configure the broker
@@ -23,10 +24,10 @@ DISCONNECT = 0xE0
 #   without any packet from the broker, not when TCP notices.
 KEEPALIVE_GRACE = 1.5
 # Larger incoming packets are not allocated (about 100 KB heap): a PUBLISH
-# is read past in SKIP_CHUNK pieces and acknowledged unseen, anything else
+# is read past in _SKIP_CHUNK pieces and acknowledged unseen, anything else
 # ends the session.
-MAX_INCOMING = 4096
-SKIP_CHUNK = 256
+_MAX_INCOMING = const(4096)
+_SKIP_CHUNK = const(256)
 
 CONNACK_ERRORS = {
     1: "unacceptable protocol version",
@@ -98,7 +99,7 @@ class Client:
                 flags |= 0x40
                 payload += _str(self.password)
         header = _str("MQTT") + bytes((4, flags, self.keepalive_s >> 8, self.keepalive_s & 0xFF))
-        return _packet(CONNECT, header + payload)
+        return _packet(_CONNECT, header + payload)
 
     async def connect(self, host, port, timeout_ms=10000):
         """Open the session; returns session_present. Raises OSError/MQTTError."""
@@ -117,7 +118,7 @@ class Client:
         except Exception:
             self.close()
             raise
-        if first != CONNACK or len(body) != 2:
+        if first != _CONNACK or len(body) != 2:
             self.close()
             raise MQTTError("expected CONNACK, got packet type 0x%02x" % first)
         if body[1]:
@@ -148,7 +149,7 @@ class Client:
     async def disconnect(self):
         if self.connected:
             try:
-                await self._write(bytes((DISCONNECT, 0)))
+                await self._write(bytes((_DISCONNECT, 0)))
             except OSError:
                 pass
         self.close()
@@ -158,7 +159,7 @@ class Client:
         Raises MQTTError if the connection is lost or the PUBACK is late."""
         if not self.connected:
             raise MQTTError("not connected")
-        first = PUBLISH | (qos << 1) | (1 if retain else 0)
+        first = _PUBLISH | (qos << 1) | (1 if retain else 0)
         body = _str(topic)
         pid = 0
         if qos:
@@ -169,7 +170,7 @@ class Client:
     async def subscribe(self, topic, qos=1, timeout_ms=10000):
         pid = self._next_pid()
         body = bytes((pid >> 8, pid & 0xFF)) + _str(topic) + bytes((qos,))
-        await self._send_and_wait(_packet(SUBSCRIBE, body), pid, timeout_ms)
+        await self._send_and_wait(_packet(_SUBSCRIBE, body), pid, timeout_ms)
 
     async def _send_and_wait(self, packet, pid, timeout_ms):
         if pid:
@@ -216,8 +217,8 @@ class Client:
                 break
             if shift > 21:
                 raise MQTTError("malformed remaining length")
-        if length > MAX_INCOMING:
-            if head[0] & 0xF0 != PUBLISH:
+        if length > _MAX_INCOMING:
+            if head[0] & 0xF0 != _PUBLISH:
                 raise MQTTError("incoming packet of %d bytes is too large" % length)
             # Refusing the session instead would not help: the broker
             # delivers the message again on every reconnect, for ever.
@@ -234,7 +235,7 @@ class Client:
         head = tlen + await reader.readexactly(header - 2)
         left = length - header
         while left:
-            n = min(left, SKIP_CHUNK)
+            n = min(left, _SKIP_CHUNK)
             await reader.readexactly(n)
             left -= n
         return head
@@ -245,9 +246,9 @@ class Client:
                 first, body, dropped = await self._read_packet()
                 self._last_rx = time.ticks_ms()
                 kind = first & 0xF0
-                if kind == PUBLISH:
+                if kind == _PUBLISH:
                     await self._incoming(first, body, dropped)
-                elif kind in (PUBACK, SUBACK):
+                elif kind in (_PUBACK, _SUBACK):
                     event = self._acks.get((body[0] << 8) | body[1])
                     if event:
                         event.set()
@@ -267,14 +268,14 @@ class Client:
             pos += 2
         if dropped:
             print("mqtt: dropped a %d-byte message on %s (limit %d)"
-                  % (dropped - len(body), topic, MAX_INCOMING))
+                  % (dropped - len(body), topic, _MAX_INCOMING))
         elif self.on_message:
             try:
                 self.on_message(topic, body[pos:])
             except Exception as e:  # a bad command must not end the session
                 print("mqtt: handler failed for %s: %r" % (topic, e))
         if qos:
-            await self._write(bytes((PUBACK, 2)) + pid)
+            await self._write(bytes((_PUBACK, 2)) + pid)
 
     async def _keepalive(self):
         period_ms = self.keepalive_s * 1000
@@ -285,7 +286,7 @@ class Client:
                 self.close()
                 return
             try:
-                await self._write(bytes((PINGREQ, 0)))
+                await self._write(bytes((_PINGREQ, 0)))
             except OSError:
                 self.close()
                 return
