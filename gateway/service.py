@@ -367,6 +367,8 @@ class Gateway:
                    [({}, int(bool(self.ingest and self.ingest.connected)))]),
             Metric("commands_unsent", "gauge", "Commands to devices the broker has not acknowledged yet.",
                    [({}, self.store.count_unsent_commands())]),
+            # Read on the event loop (by the desk's /metrics): a growing count is a task leak.
+            Metric("event_loop_tasks", "gauge", "Tasks on the gateway's event loop.", [({}, len(asyncio.all_tasks()))]),
         ]
         if self.router is not None:
             found += [

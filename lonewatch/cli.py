@@ -25,6 +25,7 @@ COMMANDS: dict = {
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
         "purge": ("bench.purge", "how long the retention purge keeps the ingest away from the database"),
         "fuzz": ("bench.fuzz", "hostile and broken messages against the running gateway, between valid alarms"),
+        "soak": ("bench.soak", "a fleet with churn, alarms and desk pages for a long while: leaks and losses"),
     },
 }
 GROUP_HELP = {"bench": "long measured runs (benchmarks, fuzz) that print a table and, last, one JSON line"}
