@@ -13,7 +13,7 @@ from aiohttp import web
 from conftest import free_port
 from dashboard.app import make_app
 from contract.vocabulary import RESOLUTIONS
-from gateway.accounts import hash_password
+from gateway.accounts import pbkdf2_hash
 from gateway_harness import Device, make_config, running_gateway
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,7 +37,7 @@ async def desk_url(tmp_path, amqtt_broker):
     require_chromium()
     config = make_config(tmp_path, amqtt_broker)
     async with running_gateway(config) as gateway:
-        runner = web.AppRunner(make_app(gateway, {"desk": hash_password(PASSWORD, iterations=1000)}))
+        runner = web.AppRunner(make_app(gateway, {"desk": pbkdf2_hash(PASSWORD, iterations=1000)}))
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
