@@ -92,6 +92,12 @@ async def guard(request: web.Request, handler):
             return _error(401, "log in first")
         raise web.HTTPFound("/login")
     if session is not None:
+        account = _account(request, session.name)
+        if account is None or account["disabled_at"] is not None:
+            request.app[SESSIONS].revoke_user(session.name)
+            if request.path.startswith("/api/") or request.path == "/ws":
+                return _error(401, "log in first")
+            raise web.HTTPFound("/login")
         request[SESSION] = session
     return await handler(request)
 
