@@ -39,6 +39,7 @@ COOKIE = "lonewatch_session"
 MAX_NOTE = 2000
 PER_PAGE = 50
 MAX_PER_PAGE = 500
+LINK_TICK_S = 5.0  # the page calls its link lost after three of these missed
 RECENT = 20  # resolved incidents sent with the board's snapshot
 # Logins waiting for the password thread; more are turned away at once.
 MAX_PENDING_LOGINS = 8
@@ -463,7 +464,11 @@ async def live(request: web.Request):
 async def _forward(feed: asyncio.Queue, ws: web.WebSocketResponse):
     try:
         while not ws.closed:
-            item = await feed.get()
+            try:
+                item = await asyncio.wait_for(feed.get(), LINK_TICK_S)
+            except TimeoutError:
+                # A quiet night sends this, so the page can tell quiet from cut off.
+                item = {"type": "tick"}
             await ws.send_str(json.dumps(item, default=str))
     except (ConnectionError, RuntimeError) as exc:
         # A page that stops receiving must not go on showing "live": closing
