@@ -183,7 +183,7 @@ async def measure_latency(mqtt_port: int, http_port: int, password: str, probes:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         base = f"http://127.0.0.1:{http_port}"
         async with session.post(f"{base}/login", data={"name": "bench", "password": password},
-                                allow_redirects=False) as r:
+                                headers={"Origin": base}, allow_redirects=False) as r:
             if r.status != 302 or r.headers.get("Location") != "/":
                 raise RuntimeError("could not log in to the dashboard")
         async with session.ws_connect(f"{base}/ws") as ws:

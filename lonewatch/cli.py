@@ -20,6 +20,8 @@ COMMANDS: dict = {
     "alarms": ("lonewatch.commands.alarms", "list incidents from a gateway database"),
     "password": ("lonewatch.commands.password", "make a password hash for a dashboard operator"),
     "backup": ("lonewatch.commands.backup", "copy a gateway database while the gateway runs"),
+    "worker": ("lonewatch.commands.worker", "add workers, give them devices, list them"),
+    "user": ("lonewatch.commands.user", "add desk users (operator or admin), change passwords, disable users"),
     "bench": {
         "mandown": ("bench.mandown", "man-down detector on recordings in the SisFall-50Hz format"),
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
