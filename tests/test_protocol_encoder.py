@@ -4,15 +4,12 @@ example messages, under CPython and under the real MicroPython VM."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import EXAMPLES, FIRMWARE, MICROPYTHON
 from contract import protocol as contract
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "docs" / "protocol" / "examples"
-MICROPYTHON = Path(sys.executable).parent / "micropython"
 
 # Rebuilds each valid uplink example through the device encoder; prints one
 # JSON line per example. Runs under both interpreters.
@@ -57,7 +54,7 @@ def uplink_examples():
 
 
 def run_encoder(interpreter):
-    script = "FIRMWARE = %r\n" % str(ROOT / "firmware") + ENCODE_SCRIPT
+    script = "FIRMWARE = %r\n" % str(FIRMWARE) + ENCODE_SCRIPT
     result = subprocess.run([str(interpreter), "-c", script], input=json.dumps(uplink_examples()),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -77,7 +74,7 @@ def test_encoder_reproduces_every_valid_uplink_example(interpreter):
 
 
 def test_unsynced_clock_sends_no_wall_time():
-    sys.path.insert(0, str(ROOT / "firmware"))
+    sys.path.insert(0, str(FIRMWARE))
     try:
         import protocol as device
     finally:
