@@ -2,7 +2,7 @@
 "use strict";
 const id = location.pathname.split("/").pop();
 const WORDS = { raised: "Raised", attached: "Another alarm joined", delivered: "Delivered to the device",
-  acknowledged: "Acknowledged", escalated: "Escalated", resolved: "Resolved" };
+  acknowledged: "Acknowledged", escalated: "Escalated", notified: "Notified", resolved: "Resolved" };
 
 function skew(s) { return s === null || s === undefined ? "unknown" : (s > 0 ? "+" : "") + s.toFixed(1) + " s"; }
 
