@@ -15,7 +15,7 @@ import pytest
 from conftest import free_port
 from gateway.accounts import hash_password
 from gateway.config import ConfigError, load_config
-from gateway_harness import GatewayProcess, write_config
+from gateway_harness import GatewayProcess, wait_for, write_config
 
 PASSWORD = "correct horse battery"
 
@@ -43,6 +43,8 @@ def https_gateway(tmp_path, mosquitto):
     gateway.start()
     gateway.base = f"https://127.0.0.1:{port}"
     gateway.trust = ssl.create_default_context(cafile=str(cert))
+    # The banner comes once the desk's site listens ("started" comes before, with the MQTT side).
+    gateway.ready = lambda: wait_for(lambda: gateway.logged("desk page on"), timeout=20, what="the desk served")
     yield gateway
     gateway.stop()
 
@@ -60,7 +62,7 @@ async def test_an_operator_logs_in_over_https_and_the_cookie_is_secure(https_gat
         assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Strict"
         async with http.get(f"{base}/api/me") as response:
             assert await response.json() == {"name": "ada", "role": "operator"}
-    assert https_gateway.logged(f"desk page on {base}/")
+    assert https_gateway.logged(f"desk page on {base}/")  # the banner names the scheme it serves
 
 
 async def test_plain_http_gets_no_desk_on_the_https_port(https_gateway):
