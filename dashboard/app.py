@@ -185,6 +185,11 @@ async def who(request: web.Request):
     return _json({"name": session.name, "role": session.role})
 
 
+async def words(request: web.Request):
+    """The labels the board gets with its snapshot, for the pages that have no live socket."""
+    return _json(vocabulary.for_the_page())
+
+
 # ---- pages ------------------------------------------------------------------
 
 async def page(request: web.Request):
@@ -514,6 +519,7 @@ def make_app(gateway: DeskGateway, operators: dict[str, str], *, sessions: Sessi
         *(web.get(path, page) for path in PAGES),
         web.get("/incident/{id}", incident_page),
         web.get("/api/me", who),
+        web.get("/api/vocabulary", words),
         web.get("/api/incidents", incidents),
         web.get("/api/incidents.csv", incidents_csv),
         web.get("/api/incidents/{id}", incident_detail),

@@ -8,6 +8,7 @@ localhost. Unknown keys are errors rather than silently ignored: a misspelt
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
 
@@ -78,11 +79,46 @@ class PrivacySection:
     purge_interval_s: float = 3600.0
 
 
+def _no_passphrase():
+    # Without this, OpenSSL would ask for the key's passphrase on the terminal of a service.
+    raise ConfigError("[dashboard] tls_key is encrypted with a passphrase; give the gateway an unencrypted key "
+                      "readable only by its user")
+
+
 @dataclass(frozen=True)
 class DashboardSection:
     host: str = "127.0.0.1"
     port: int = 8080
     operators: dict = field(default_factory=dict)
+    # PEM files; both set means the desk is served over HTTPS only.
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context, or None for plain HTTP; a ConfigError names the file at fault."""
+        if not self.tls_cert:
+            return None
+        for key, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ConfigError(f"[dashboard] {key}: cannot read {path!r} ({exc.strerror})") from None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key, password=_no_passphrase)
+        except ssl.SSLError as exc:
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise ConfigError(f"[dashboard] tls_key {self.tls_key!r} is not the private key of "
+                                  f"tls_cert {self.tls_cert!r}") from None
+            raise ConfigError(
+                f"[dashboard] tls_cert {self.tls_cert!r} and tls_key {self.tls_key!r} are not a PEM certificate "
+                f"and its unencrypted private key ({exc.reason or exc})") from None
+        return context
 
 
 @dataclass(frozen=True)
@@ -231,6 +267,8 @@ CHECKS = {
     ("dashboard", "host"): _nonempty,
     ("dashboard", "port"): _port,
     ("dashboard", "operators"): _operators,
+    ("dashboard", "tls_cert"): _text,
+    ("dashboard", "tls_key"): _text,
     ("devices", "registered"): _device_list,
 }
 
@@ -293,6 +331,13 @@ def load_config(path: str | None = None, **overrides) -> Config:
     if privacy.heartbeat_retention_days > privacy.retention_days:
         raise ConfigError(f"{source}: [privacy] heartbeat_retention_days ({privacy.heartbeat_retention_days:g}) "
                           f"cannot be longer than retention_days ({privacy.retention_days:g})")
+    dashboard = sections["dashboard"]
+    if bool(dashboard.tls_cert) != bool(dashboard.tls_key):
+        raise ConfigError(f"{source}: [dashboard] tls_cert and tls_key go together: set both (HTTPS) or neither (HTTP)")
+    try:
+        dashboard.ssl_context()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     try:
         routing = parse_routing_config(raw.get("routing", {}))
     except ValueError as exc:

@@ -89,7 +89,7 @@ class Gateway:
         with self.store.transaction():
             for device in self.config.devices.registered:
                 self.store.register_device(device)
-        self.router = Router(self.config.routing, self.config.gateway.db)
+        self.router = Router(self.config.routing, self.config.gateway.db, self.store)
         self.ingest = Ingest(self.config, self.store, self._apply, loop)
         self.downlink = self.ingest.downlink
         # Committed by an earlier run but never acknowledged by the broker:

@@ -27,6 +27,7 @@ COMMANDS: dict = {
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
         "purge": ("bench.purge", "how long the retention purge keeps the ingest away from the database"),
         "fuzz": ("bench.fuzz", "hostile and broken messages against the running gateway, between valid alarms"),
+        "desk": ("bench.desk", "the desk with 100 open and 100,000 past incidents: snapshot, history, CSV, live pages"),
         "soak": ("bench.soak", "a fleet with churn, alarms and desk pages for a long while: leaks and losses"),
     },
 }

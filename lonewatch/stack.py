@@ -49,7 +49,8 @@ async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: a
         runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
         await runner.setup()
         parts.push_async_callback(_stop_within, "dashboard", runner.cleanup)
-        site = web.TCPSite(runner, config.dashboard.host, config.dashboard.port)
+        site = web.TCPSite(runner, config.dashboard.host, config.dashboard.port,
+                           ssl_context=config.dashboard.ssl_context())
         try:
             await site.start()
         except OSError as exc:

@@ -167,7 +167,12 @@ async def test_an_alarm_sounds_with_the_workers_name_until_acknowledged_then_his
     await page.click("#filters button")
     row = page.locator("#history tbody tr").first
     await page.wait_for_function("document.querySelector('#page-info').innerText.includes('(1 incidents)')")
-    assert "Ann Smith" in await row.inner_text() and "genuine" in await row.inner_text()
+    # Labels of the vocabulary, not the names the code uses.
+    row_text = await row.inner_text()
+    assert "Ann Smith" in row_text and "MAN DOWN (fall)" in row_text and "man_down" not in row_text
+    assert f"{RESOLUTIONS['genuine']} by desk" in row_text
+    assert await page.locator("#filters select[name=type] option:checked").inner_text() == "MAN DOWN"
+    await shot(page, "history-desk-1366x768.png")
     csv_url = await page.get_attribute("#csv", "href")
     assert csv_url == "/api/incidents.csv?type=man_down"
     csv = await (await page.request.get(desk.url + csv_url)).text()
@@ -179,6 +184,9 @@ async def test_an_alarm_sounds_with_the_workers_name_until_acknowledged_then_his
     for step in ("Raised", "Acknowledged — desk", "Resolved — desk: genuine: found in the cold room"):
         assert step in timeline
     assert alarm["id"] in await page.inner_text("#messages")
+    assert "MAN DOWN (fall)" in await page.inner_text("#title")
+    assert f"Resolved: {RESOLUTIONS['genuine']} by desk" in await page.inner_text("#summary")
+    await shot(page, "incident-desk-1366x768.png")
 
 
 async def test_a_lost_link_shows_at_once_and_the_board_catches_up_by_itself(page, desk, amqtt_broker):
@@ -239,6 +247,12 @@ async def test_markup_in_names_is_shown_as_text(page, desk, amqtt_broker):
         await page.goto(desk.url + "/devices")
         await page.wait_for_selector("#workers tbody tr")
         assert MARKUP in await page.inner_text("#workers") and await page.locator("main img").count() == 0
+        await page.goto(desk.url + "/history")
+        await page.wait_for_selector("#history tbody tr")
+        assert MARKUP in await page.inner_text("#history") and await page.locator("main img").count() == 0
+        await page.click("#history tbody a")
+        await page.wait_for_selector("#timeline li")
+        assert MARKUP in await page.inner_text("#summary") and await page.locator("main img").count() == 0
     finally:
         device.close()
     assert page.alerts == []
@@ -258,10 +272,13 @@ async def test_the_phone_layout_has_no_sideways_scrolling(browser, desk, amqtt_b
         finally:
             device.close()
         await shot(page, "board-phone-390.png")
-        for path in ("/", "/devices", "/history"):
+        [incident] = desk.gateway.open_incidents()
+        for path in ("/", "/devices", "/history", f"/incident/{incident['id']}"):
             if path != "/":
                 await page.goto(desk.url + path)
                 await page.wait_for_load_state("networkidle")
+                await shot(page, path.strip("/").split("/")[0] + "-phone-390.png")
+                assert "null" not in await page.inner_text("main"), path
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"], (path, width)
     finally:

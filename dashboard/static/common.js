@@ -39,6 +39,18 @@ function label(i, vocabulary) {
   return s;
 }
 
+// The words of contract/vocabulary.py, as the board gets them with its snapshot.
+let vocab = null;
+async function loadVocabulary() {
+  vocab = await api("/api/vocabulary");
+  return vocab;
+}
+
+function resolutionLabel(i) {
+  if (!i.resolution) return "";
+  return ((vocab && vocab.resolutions[i.resolution]) || i.resolution) + (i.resolved_by ? " by " + i.resolved_by : "");
+}
+
 function place(i) {
   const parts = [i.site];
   if (i.location) for (const [k, v] of Object.entries(i.location)) parts.push(k + " " + v);

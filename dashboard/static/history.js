@@ -24,10 +24,10 @@ async function load() {
   const total = Number(r.headers.get("X-Total-Count"));
   document.querySelector("#history tbody").replaceChildren(...data.map(i => el("tr", {},
     el("td", { "data-label": "#" }, el("a", { href: "/incident/" + i.id }, "#" + i.id)),
-    el("td", { "data-label": "Raised" }, when(i.raised_at)), el("td", { "data-label": "Type" }, label(i, window.vocab)),
+    el("td", { "data-label": "Raised" }, when(i.raised_at)), el("td", { "data-label": "Type" }, label(i, vocab)),
     el("td", { "data-label": "Worker" }, workerNodes(i.worker)), el("td", { "data-label": "Device" }, i.device),
     el("td", { "data-label": "Where" }, place(i)), el("td", { "data-label": "State" }, i.state),
-    el("td", { "data-label": "Resolution" }, i.resolution ? i.resolution + (i.resolved_by ? " by " + i.resolved_by : "") : ""))));
+    el("td", { "data-label": "Resolution" }, resolutionLabel(i)))));
   const last = Math.max(1, Math.ceil(total / PER_PAGE));
   document.getElementById("page-info").textContent = `page ${page} of ${last} (${total} incidents)`;
   document.getElementById("prev").disabled = page <= 1;
@@ -39,7 +39,8 @@ document.getElementById("prev").onclick = () => { page -= 1; load(); };
 document.getElementById("next").onclick = () => { page += 1; load(); };
 
 (async () => {
-  const workers = await api("/api/workers");
+  const [workers] = await Promise.all([api("/api/workers"), loadVocabulary()]);
+  form.elements.type.append(...Object.entries(vocab.type_labels).map(([type, text]) => el("option", { value: type }, text)));
   form.elements.worker.append(...workers.map(w => el("option", { value: w.id }, w.name)));
   for (const [key, value] of new URLSearchParams(location.search)) if (form.elements[key]) form.elements[key].value = value;
   load();

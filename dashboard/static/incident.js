@@ -2,18 +2,20 @@
 "use strict";
 const id = location.pathname.split("/").pop();
 const WORDS = { raised: "Raised", attached: "Another alarm joined", delivered: "Delivered to the device",
-  acknowledged: "Acknowledged", escalated: "Escalated", resolved: "Resolved" };
+  acknowledged: "Acknowledged", escalated: "Escalated", notified: "Notified", resolved: "Resolved" };
 
 function skew(s) { return s === null || s === undefined ? "unknown" : (s > 0 ? "+" : "") + s.toFixed(1) + " s"; }
 
-api("/api/incidents/" + id).then(({ incident: i, audit, messages, failed_notifications }) => {
-  document.getElementById("title").textContent = "Incident #" + i.id + ": " + label(i) + " — " + i.state;
+Promise.all([api("/api/incidents/" + id), loadVocabulary()]).then(([{ incident: i, audit, messages, failed_notifications }]) => {
+  document.getElementById("title").textContent = "Incident #" + i.id + ": " + label(i, vocab) + " — " + i.state;
   document.title = "lonewatch — incident #" + i.id;
-  document.getElementById("summary").replaceChildren(
+  // replaceChildren would write a missing part out as the text "null".
+  document.getElementById("summary").replaceChildren(...[
     el("div", { class: "who" }, workerNodes(i.worker)),
     el("div", { class: "facts" }, el("span", {}, "Device ", el("b", {}, i.device)), el("span", {}, place(i)),
       el("span", {}, "priority " + i.priority), el("span", {}, i.alarm_count + " alarm(s)")),
-    i.note ? el("div", {}, "Note: " + i.note) : null);
+    i.resolution ? el("div", {}, "Resolved: " + resolutionLabel(i)) : null,
+    i.note ? el("div", {}, "Note: " + i.note) : null].filter(Boolean));
   const entries = audit.map(a => ({ at: a.at, text: (WORDS[a.action] || a.action) + " — " + a.actor + (a.detail ? ": " + a.detail : ""), cls: "" }))
     .concat(failed_notifications.map(f => ({ at: f.time, cls: "failed",
       text: "Notification FAILED on " + f.channel + " (" + f.event + ", tier " + f.tier + ") after " + f.attempts + " attempts: " + f.last_error })))
