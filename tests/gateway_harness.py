@@ -225,10 +225,11 @@ class GatewayProcess:
         return any(text in line for line in self.log)
 
     async def ready(self, timeout: float = 10.0) -> None:
-        """Until the gateway has subscribed; it logs "started" only then. ("connected to"
-        comes at the CONNACK: on a first connection a device's alarm sent right
-        after it can reach the broker before the gateway's subscription does.)"""
-        await wait_for(lambda: self.logged(" started (db "), timeout=timeout, what="the gateway subscribed")
+        """Until the gateway has subscribed and the desk page listens: the banner
+        "desk page on" comes after both. ("connected to" comes at the CONNACK: on
+        a first connection a device's alarm sent right after it can reach the
+        broker before the gateway's subscription does.)"""
+        await wait_for(lambda: self.logged(" desk page on "), timeout=timeout, what="the gateway subscribed and serving")
 
     def kill(self) -> None:
         self.proc.kill()
