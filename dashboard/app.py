@@ -493,9 +493,17 @@ async def metrics(request: web.Request):
     return web.Response(body=prometheus.render(request.app[METRICS]), content_type="text/plain", charset="utf-8")
 
 
-async def _close(app: web.Application):
+async def _close_pages(app: web.Application):
+    # At shutdown, not cleanup: an open WebSocket would hold the server's stop
+    # until its timeout.
     for ws in list(app[SOCKETS]):
         await ws.close(message=b"server shutting down")
+
+
+async def _password_thread(app: web.Application):
+    """The one thread that checks passwords (slow on purpose), for the app's lifetime."""
+    app[HASHER] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lonewatch-passwords")
+    yield
     app[HASHER].shutdown(wait=False, cancel_futures=True)
 
 
@@ -507,11 +515,11 @@ def make_app(gateway: DeskGateway, operators: dict[str, str], *, sessions: Sessi
     app[OPERATORS] = dict(operators)
     app[SESSIONS] = sessions or Sessions()
     app[THROTTLE] = Throttle()
-    app[HASHER] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lonewatch-passwords")
     app[PENDING] = []
     app[SOCKETS] = weakref.WeakSet()
     app[METRICS] = prometheus.registry_for(gateway)
-    app.on_shutdown.append(_close)
+    app.cleanup_ctx.append(_password_thread)
+    app.on_shutdown.append(_close_pages)
     app.add_routes([
         web.get("/login", login_page),
         web.post("/login", login),
