@@ -551,7 +551,9 @@ class Store:
         count says what went. Other messages (with their locations), rejects
         and sent commands (with the operator's name) go after cutoff;
         incidents and sessions stay as records that something happened,
-        without where or who.
+        without where or who: the alarms a session raised named its worker
+        and phone in their summary and `raised` audit entry, which are
+        rewritten, and check-in notes go.
         """
         def run(sql: str, cut: float) -> int:
             return self.db.conn.execute(sql, (cut, limit)).rowcount
