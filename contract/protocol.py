@@ -49,13 +49,14 @@ EVENT_TYPES = (
     "check_in",
     "session_start",
     "session_end",
+    "session_extend",
     "not_worn",
     "worn",
 )
 # Location is shared when there is an alarm or a session changes, never all day.
-LOCATION_EVENT_TYPES = ("check_in", "session_start", "session_end")
+LOCATION_EVENT_TYPES = ("check_in", "session_start", "session_end", "session_extend")
 STATUS_STATES = ("online", "offline")
-COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due")
+COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due", "session")
 COMMANDS_WITH_REF = ("delivered", "help_coming", "resolved")
 
 # Reject reasons, counted by the gateway and named in its logs and metrics.
@@ -312,8 +313,8 @@ def _check_rules(kind: str, body: dict, dropped: list[str]) -> None:
             dropped.append("location")
     if kind == "cmd" and body["cmd"] in COMMANDS_WITH_REF and "ref" not in body:
         raise Invalid("schema", f"cmd {body['cmd']} needs ref (the alarm id)")
-    if kind == "cmd" and body["cmd"] == "session_due" and "due_in_s" not in body:
-        raise Invalid("schema", "cmd session_due needs due_in_s")
+    if kind == "cmd" and body["cmd"] in ("session_due", "session") and "due_in_s" not in body:
+        raise Invalid("schema", f"cmd {body['cmd']} needs due_in_s")
     if kind == "cmd" and body["cmd"] == "config" and "config" not in body:
         raise Invalid("schema", "cmd config needs config")
 

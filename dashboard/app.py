@@ -28,6 +28,7 @@ from aiohttp import WSMsgType, web
 
 from contract import vocabulary
 from dashboard import metrics as prometheus
+from dashboard import sessions as lone_work
 from dashboard.auth import Session, Sessions, Throttle
 from dashboard.gateway_api import DeskGateway
 from gateway.accounts import verify_password, waste_a_check
@@ -538,6 +539,7 @@ def make_app(gateway: DeskGateway, operators: dict[str, str], *, sessions: Sessi
         web.get("/api/workers", workers),
         web.post("/api/workers", add_worker),
         web.post("/api/workers/{id}", update_worker),
+        *lone_work.ROUTES,
         web.get("/ws", live),
         web.get("/healthz", healthz),
         web.get("/metrics", metrics),

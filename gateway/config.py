@@ -67,6 +67,15 @@ class SessionsSection:
     # How often active sessions are checked; overdue is raised within this of
     # the due time (the issue asks for 5 s).
     check_interval_s: float = 1.0
+    # The longest session the desk may register or extend to, from now.
+    max_duration_s: float = 12 * 3600.0
+    # What an extend adds when it names no duration (the wearable's gesture).
+    extend_s: float = 1800.0
+    # The amber timer of a session started on the device (0: none, only its end).
+    device_check_in_s: float = 0.0
+    # A check-in that answers a session past its end: the worker is fine but
+    # still there, so the end moves this far on instead of raising again at once.
+    late_check_in_extends_s: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,12 @@ def _positive(where, v):
     return None
 
 
+def _non_negative(where, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        return f"{where} must be a number, 0 or more, got {v!r}"
+    return None
+
+
 def _positive_int(where, v):
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         return f"{where} must be a positive integer, got {v!r}"
@@ -261,6 +276,10 @@ CHECKS = {
     ("sessions", "reminder_before_s"): _positive,
     ("sessions", "check_interval_s"): _positive,
     ("sessions", "default_duration_s"): _positive,
+    ("sessions", "max_duration_s"): _positive,
+    ("sessions", "extend_s"): _positive,
+    ("sessions", "device_check_in_s"): _non_negative,
+    ("sessions", "late_check_in_extends_s"): _positive,
     ("privacy", "retention_days"): _positive,
     ("privacy", "heartbeat_retention_days"): _positive,
     ("privacy", "purge_interval_s"): _positive,

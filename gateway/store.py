@@ -71,11 +71,23 @@ def _filters(filters: dict) -> tuple[str, list]:
     return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
+# Each session with the state of its device (the desk shows whether it can still hear the wearer).
+_SESSIONS = ("SELECT s.*, d.state AS device_state, d.last_seen AS device_last_seen, d.battery_pct AS device_battery"
+             " FROM sessions s LEFT JOIN devices d ON d.device = s.device AND s.device != ''")
+
+
 def _session(row: dict | None) -> dict | None:
     if row is None:
         return None
     row["location"] = json.loads(row["location"]) if row["location"] else None
     return row
+
+
+def _purged_summary(i: str) -> str:
+    """What the summary of a session's alarm (table alias i) says once the retention period is over."""
+    return (f"(CASE {i}.type WHEN 'overdue' THEN 'OVERDUE' ELSE 'LOST CONTACT DURING LONE WORK' END"
+            f" || ': lone-work session ' || {i}.session_id || ' on ' || {i}.device"
+            " || ' (who and where removed after the retention period)')")
 
 
 class Store:
@@ -481,20 +493,51 @@ class Store:
         self._write(f"UPDATE sessions SET {sets} WHERE id = ?", (*fields.values(), session_id))
 
     def get_session(self, session_id: int) -> dict | None:
-        return _session(self._one("SELECT * FROM sessions WHERE id = ?", (session_id,)))
+        return _session(self._one(f"{_SESSIONS} WHERE s.id = ?", (session_id,)))
 
     def open_session_for(self, device: str) -> dict | None:
+        if not device:
+            return None
         return _session(self._one(
-            f"SELECT * FROM sessions WHERE device = ? AND {_OPEN_SESSION} ORDER BY id DESC LIMIT 1",
-            (device,),
-        ))
+            f"{_SESSIONS} WHERE s.device = ? AND s.{_OPEN_SESSION} ORDER BY s.id DESC LIMIT 1", (device,)))
 
     def list_sessions(self, active_only: bool = False) -> list[dict]:
+        """Open ones by deadline; or the latest 500 of any state."""
         if active_only:
-            rows = self._all(f"SELECT * FROM sessions WHERE {_OPEN_SESSION} ORDER BY due_at")
+            rows = self._all(f"{_SESSIONS} WHERE s.{_OPEN_SESSION} ORDER BY s.due_at, s.id")
         else:
-            rows = self._all("SELECT * FROM sessions ORDER BY id DESC LIMIT 500")
+            rows = self._all(f"{_SESSIONS} ORDER BY s.id DESC LIMIT 500")
         return [_session(r) for r in rows]
+
+    def ended_sessions(self, limit: int, offset: int = 0, after: tuple | None = None) -> list[dict]:
+        """Ended sessions, the latest end first; with `after` (ended_at, id), the ones
+        ending before it (for reading them all batch by batch)."""
+        if after is None:
+            return [_session(r) for r in self._all(
+                f"{_SESSIONS} WHERE s.state = 'ended' ORDER BY s.ended_at DESC, s.id DESC LIMIT ? OFFSET ?",
+                (limit, offset))]
+        return [_session(r) for r in self._all(
+            f"{_SESSIONS} WHERE s.state = 'ended' AND (s.ended_at, s.id) < (?, ?)"
+            " ORDER BY s.ended_at DESC, s.id DESC LIMIT ?", (*after, limit))]
+
+    def count_ended_sessions(self) -> int:
+        return self._one("SELECT count(*) AS n FROM sessions WHERE state = 'ended'")["n"]
+
+    def add_check_in(self, session_id: int, at: float, actor: str, note: str | None) -> None:
+        self._write("INSERT INTO session_check_ins (session_id, at, actor, note) VALUES (?,?,?,?)",
+                    (session_id, at, actor, note))
+
+    def session_check_ins(self, session_id: int) -> list[dict]:
+        return self._all("SELECT at, actor, note FROM session_check_ins WHERE session_id = ? ORDER BY at, id",
+                         (session_id,))
+
+    def link_session(self, incident_id: int, session_id: int) -> None:
+        self._write("UPDATE incidents SET session_id = ? WHERE id = ? AND session_id IS NULL",
+                    (session_id, incident_id))
+
+    def worker_wearing(self, device: str) -> dict | None:
+        return self._one("SELECT w.* FROM assignments a JOIN workers w ON w.id = a.worker_id"
+                         " WHERE a.device = ? AND a.ended_at IS NULL", (device,))
 
     # ---- privacy ------------------------------------------------------------
 
@@ -508,7 +551,9 @@ class Store:
         count says what went. Other messages (with their locations), rejects
         and sent commands (with the operator's name) go after cutoff;
         incidents and sessions stay as records that something happened,
-        without where or who.
+        without where or who: the alarms a session raised named its worker
+        and phone in their summary and `raised` audit entry, which are
+        rewritten, and check-in notes go.
         """
         def run(sql: str, cut: float) -> int:
             return self.db.conn.execute(sql, (cut, limit)).rowcount
@@ -527,8 +572,25 @@ class Store:
             "incidents": run("UPDATE incidents SET location = NULL, note = NULL WHERE id IN (SELECT id FROM incidents"
                              " WHERE state = 'resolved' AND resolved_at < ?"
                              " AND (location IS NOT NULL OR note IS NOT NULL) LIMIT ?)", cutoff),
-            "sessions": run("UPDATE sessions SET worker = NULL, place = NULL, phone = NULL, location = NULL"
+            "sessions": run("UPDATE sessions SET worker = NULL, place = NULL, phone = NULL, location = NULL,"
+                            " note = NULL, worker_id = NULL"
                             " WHERE id IN (SELECT id FROM sessions WHERE state = 'ended' AND ended_at < ?"
                             " AND (worker IS NOT NULL OR place IS NOT NULL OR phone IS NOT NULL"
-                            " OR location IS NOT NULL) LIMIT ?)", cutoff),
+                            " OR location IS NOT NULL OR note IS NOT NULL OR worker_id IS NOT NULL) LIMIT ?)", cutoff),
+            "check-in notes": run("UPDATE session_check_ins SET note = NULL WHERE id IN (SELECT c.id"
+                                  " FROM session_check_ins c JOIN sessions s ON s.id = c.session_id"
+                                  " WHERE s.state = 'ended' AND s.ended_at < ? AND c.note IS NOT NULL LIMIT ?)",
+                                  cutoff),
+            # The names and phones a session copied into its alarms, and into their audit trail.
+            "session alarms": run(f"UPDATE incidents SET summary = {_purged_summary('incidents')} WHERE id IN ("
+                                       "SELECT i.id FROM incidents i JOIN sessions s ON s.id = i.session_id"
+                                       " WHERE i.state = 'resolved' AND s.state = 'ended' AND max(i.resolved_at,"
+                                       f" s.ended_at) < ? AND i.summary != {_purged_summary('i')} LIMIT ?)",
+                                       cutoff),
+            "session alarm audits": run("UPDATE audit SET detail = (SELECT summary FROM incidents i"
+                                       " WHERE i.id = audit.incident_id) WHERE id IN (SELECT a.id FROM audit a"
+                                       " JOIN incidents i ON i.id = a.incident_id JOIN sessions s ON s.id = i.session_id"
+                                       " WHERE a.action = 'raised' AND s.state = 'ended' AND i.state = 'resolved'"
+                                       " AND max(i.resolved_at, s.ended_at) < ? AND a.detail != i.summary LIMIT ?)",
+                                       cutoff),
         }

@@ -12,11 +12,14 @@ device that was offline or lost stays so, and is not reported twice.
 
 Going offline or lost and a battery falling below the threshold are
 technical incidents: lower priority than a person's alarm, but on the desk,
-because a wearer whose device cannot call for help is not protected.
+because a wearer whose device cannot call for help is not protected. Going
+offline or lost while the wearer is in a lone-work session is as urgent as a
+panic instead (gateway.sessions.contact_lost): nobody else would miss them.
 """
 
 from __future__ import annotations
 
+from gateway import sessions
 from gateway.config import SupervisionSection
 from gateway.incidents import Effects, raise_alarm
 from gateway.store import Store
@@ -48,6 +51,8 @@ def status_received(store: Store, effects: Effects, site: str, device: str, stat
     store.set_device_state(device, "offline")
     store.audit(now, "gateway", "device_offline", f"{device} reported offline (Last Will or switched off)")
     effects.devices.append(device)
+    if sessions.contact_lost(store, effects, site, device, now, "went offline (switched off or out of range)"):
+        return
     raise_alarm(store, effects, site=site, device=device, alarm_type="technical", cause="offline",
                 now=now, summary=OFFLINE_SUMMARY.format(device=device))
 
@@ -85,6 +90,9 @@ def check_lost(store: Store, effects: Effects, config: SupervisionSection, now: 
         store.set_device_state(row["device"], "lost")
         store.audit(now, "gateway", "device_lost", f"{row['device']} silent since {row['last_seen']:.0f}")
         effects.devices.append(row["device"])
+        if sessions.contact_lost(store, effects, row["site"], row["device"], now,
+                                 f"silent for {window:g} s ({config.missed_heartbeats} missed heartbeats)"):
+            continue
         raise_alarm(store, effects, site=row["site"], device=row["device"], alarm_type="technical",
                     cause="lost_contact", now=now,
                     summary=LOST_SUMMARY.format(device=row["device"], seconds=window,

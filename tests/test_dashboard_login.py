@@ -104,7 +104,8 @@ async def test_a_login_flood_does_not_delay_an_overdue_alarm(desk, mosquitto, mo
     await wait_for(lambda: gateway.store.get_device("dev-001")["state"] == "online", what="device online")
     live = gateway.subscribe_live()
     due = time.time() + 2.0
-    await gateway.start_session("dev-001", "Ann Smith", "boiler room", "+44 7700 900123", due)
+    await gateway.start_session(name="Ann Smith", phone="+44 7700 900123", place="boiler room", until=due,
+                                device="dev-001")
 
     answered = []
 
