@@ -8,6 +8,7 @@ import asyncio
 import json
 
 from contract import protocol
+from lonewatch.commands import provision
 from gateway_harness import make_config, running_gateway, wait_for
 from test_mosquitto_config import PASSWORD, Client, shipped  # noqa: F401  (fixture)
 
@@ -50,3 +51,39 @@ async def test_the_gateway_refuses_a_broker_whose_certificate_its_ca_did_not_sig
     except ConnectionError as e:
         assert "certificate verify failed" in str(e)
         assert PASSWORD["gateway"] not in str(e)
+
+
+async def test_a_provisioned_device_raises_an_alarm_that_reaches_the_gateway_over_tls(shipped, tmp_path):
+    """The issue's acceptance: provision over the pty, start that device's
+    firmware with the config it received, its alarm reaches the gateway over
+    TLS with its own credentials."""
+    import signal
+
+    from simulator.board import VirtualDevice
+    from test_provision import PtyBoard, args_for
+
+    from gateway.store import Store
+    Store(str(tmp_path / "lonewatch.db")).close()
+    workdir = tmp_path / "dev"
+    board = PtyBoard(workdir / "flash")
+    try:
+        provision.provision(args_for(tmp_path, board.port, broker=f"mqtts://127.0.0.1:{shipped.tls_port}",
+                                     ca=shipped.ca, passwd_file=shipped.workdir / "lonewatch.passwd",
+                                     acl_file=shipped.workdir / "lonewatch.acl"), say=lambda s: None)
+    finally:
+        board.close()
+    shipped.proc.send_signal(signal.SIGHUP)  # mosquitto reads the new password and ACL
+
+    config = make_config(tmp_path, TlsBroker(shipped),
+                         mqtt={"username": "gateway", "password": PASSWORD["gateway"], "ca_file": str(shipped.ca)})
+    async with running_gateway(config) as gateway:
+        device = VirtualDevice(workdir, None, proxy=False)
+        try:
+            await asyncio.to_thread(device.start, True, 30)
+            device.press(2300)
+            incident = await wait_for(lambda: gateway.store.open_incidents(), timeout=20, what="the alarm")
+            assert incident[0]["device"] == "dev-007"
+            await asyncio.to_thread(device.wait_console, "state alarm -> delivered", 20)
+            assert not any("INSECURE" in line for line in device.console)
+        finally:
+            device.stop()
