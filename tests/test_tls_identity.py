@@ -87,3 +87,24 @@ async def test_a_provisioned_device_raises_an_alarm_that_reaches_the_gateway_ove
             assert not any("INSECURE" in line for line in device.console)
         finally:
             device.stop()
+
+
+def test_the_firmware_refuses_a_broker_its_ca_did_not_sign_or_under_another_name(shipped, tmp_path):
+    import base64
+
+    from lonewatch.commands import certs
+    from simulator.board import VirtualDevice, device_config
+
+    other = certs.make(tmp_path / "other-ca", ["127.0.0.1"])["ca.crt"].read_bytes()
+    own = shipped.ca.read_bytes()
+    for name, ca, host in (("stranger", other, "127.0.0.1"), ("wrong-name", own, "localhost")):
+        config = device_config(shipped.tls_port, device="dev-001", mqtt_tls=True, mqtt_host=host,
+                               mqtt_user="dev-001", mqtt_password=PASSWORD["dev-001"])
+        device = VirtualDevice(tmp_path / name, config, proxy=False)
+        (device.flash / "ca.der").write_bytes(base64.b64decode(b"".join(ca.split(b"-----")[2].split())))
+        try:
+            device.start(wait_online=False)
+            device.wait_console(r"link: connect to %s:\d+ failed" % host, 20)
+            assert not any("link: online" in line for line in device.console)
+        finally:
+            device.stop()
