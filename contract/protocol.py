@@ -97,16 +97,20 @@ class Message:
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int]:
-    """`mqtt://host:port` -> (host, port); a ValueError that says what is wrong otherwise."""
+    """`mqtt://host:port` or `mqtts://host:port` (MQTT over TLS) -> (host, port);
+    the port defaults to 1883 and 8883. A ValueError that says what is wrong otherwise."""
     if not isinstance(url, str):
         raise ValueError(f"broker URL must be a string like mqtt://HOST:PORT, got {url!r}")
     parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"broker URL must look like mqtt://HOST:PORT, got {url!r}")
+    if parts.username or parts.password:
+        # A password in the URL ends up in logs and error messages.
+        raise ValueError("broker URL must not hold credentials; give user and password separately")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"broker URL must look like mqtt://HOST:PORT or mqtts://HOST:PORT, got {url!r}")
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     except ValueError:
-        raise ValueError(f"broker URL {url!r} has a bad port") from None
+        raise ValueError("broker URL has a bad port") from None
     return parts.hostname, port
 
 

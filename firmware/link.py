@@ -38,6 +38,8 @@ class Link:
             will=(self.topic_base + "status", will, 1, True),
             on_message=on_command)
         self.attempts = 0
+        if not cfg["mqtt_tls"]:
+            print("link: INSECURE: plain MQTT to %s, mqtt_tls is false" % cfg["mqtt_host"])
 
     def _backoff_ms(self):
         # 1, 2, 4 ... s capped, with jitter so a site's devices do not
@@ -80,18 +82,30 @@ class Link:
         cfg = self.cfg
         timeout = cfg["connect_timeout_s"] * 1000
         try:
-            present = await self.client.connect(cfg["mqtt_host"], cfg["mqtt_port"], timeout)
+            present = await self.client.connect(cfg["mqtt_host"], cfg["mqtt_port"], timeout, self._tls())
             # Subscribing again is harmless and covers a broker that lost the session.
             await self.client.subscribe(self.topic_base + "cmd", 1, timeout)
             birth = protocol.status(cfg["device"], "online", version.FW, time.ticks_ms())
             await self.client.publish(self.topic_base + "status", protocol.encode(birth),
                                       1, True, timeout)
-        except (OSError, mqtt.MQTTError, asyncio.TimeoutError) as e:
+        except (OSError, ValueError, mqtt.MQTTError, asyncio.TimeoutError) as e:
+            # ValueError: a CA file mbedTLS cannot parse.
             print("link: connect to %s:%d failed: %r" % (cfg["mqtt_host"], cfg["mqtt_port"], e))
             self.client.close()
             return False
         print("link: online (session %s)" % ("resumed" if present else "new"))
         return True
+
+    def _tls(self):
+        # A context per connection, so the parsed CA is not kept on the heap
+        # between connections; the frozen ssl module is loaded only with TLS on.
+        if not self.cfg["mqtt_tls"]:
+            return None
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=self.cfg["mqtt_ca"])
+        return ctx
 
     async def _drain(self):
         timeout = self.cfg["puback_timeout_s"] * 1000

@@ -101,11 +101,13 @@ class Client:
         header = _str("MQTT") + bytes((4, flags, self.keepalive_s >> 8, self.keepalive_s & 0xFF))
         return _packet(_CONNECT, header + payload)
 
-    async def connect(self, host, port, timeout_ms=10000):
-        """Open the session; returns session_present. Raises OSError/MQTTError."""
+    async def connect(self, host, port, timeout_ms=10000, ssl=None):
+        """Open the session (over TLS with an ssl.SSLContext, which checks the
+        broker's name against `host`); returns session_present. Raises
+        OSError/MQTTError."""
         self.close()
         self._reader, self._writer = await asyncio.wait_for_ms(
-            asyncio.open_connection(host, port), timeout_ms)
+            asyncio.open_connection(host, port, ssl), timeout_ms)
         try:
             await self._write(self._connect_packet())
             first, body, _ = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)

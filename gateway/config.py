@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 import tomllib
+from pathlib import Path
 from dataclasses import dataclass, field, fields
 
 from contract.protocol import NAME_RE, parse_mqtt_url
@@ -35,6 +36,9 @@ class MqttSection:
     client_id: str = ""
     username: str = ""
     password: str = ""
+    # With mqtts://: the CA that signed the broker's certificate (`lonewatch
+    # certs` makes ca.crt); empty trusts the system's CAs.
+    ca_file: str = ""
     keepalive: int = 30
     connect_timeout_s: float = 5.0
 
@@ -45,6 +49,10 @@ class MqttSection:
     @property
     def port(self) -> int:
         return parse_mqtt_url(self.url)[1]
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("mqtts:")
 
 
 @dataclass(frozen=True)
@@ -244,6 +252,14 @@ def _mqtt_url(where, v):
     return None
 
 
+def _ca_file(where, v):
+    if not isinstance(v, str):
+        return f"{where} must be a file name, got {v!r}"
+    if v and not Path(v).is_file():
+        return f"{where}: no such file {v!r}"
+    return None
+
+
 def _operators(where, v):
     if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(p, str) and p for k, p in v.items()):
         return f"{where} must be a table of name = \"password hash\" (non-empty strings), got {v!r}"
@@ -267,6 +283,7 @@ CHECKS = {
     ("mqtt", "client_id"): _text,
     ("mqtt", "username"): _text,
     ("mqtt", "password"): _text,
+    ("mqtt", "ca_file"): _ca_file,
     ("mqtt", "keepalive"): _positive_int,
     ("mqtt", "connect_timeout_s"): _positive,
     ("alarms", "ack_timeout_s"): _positive,
@@ -306,7 +323,10 @@ def _section(source: str, name: str, table) -> object:
         if isinstance(value, int) and not isinstance(value, bool) and isinstance(getattr(cls(), key), float):
             value = float(value)
         values[key] = tuple(value) if isinstance(value, list) else value
-    return cls(**values)
+    section = cls(**values)
+    if name == "mqtt" and section.ca_file and not section.tls:
+        raise ConfigError(f"{source}: [mqtt] ca_file is set but url {section.url} is plain MQTT; use mqtts://")
+    return section
 
 
 def load_config(path: str | None = None, **overrides) -> Config:

@@ -22,6 +22,9 @@ COMMANDS: dict = {
     "backup": ("lonewatch.commands.backup", "copy a gateway database while the gateway runs"),
     "worker": ("lonewatch.commands.worker", "add workers, give them devices, list them"),
     "user": ("lonewatch.commands.user", "add desk users (operator or admin), change passwords, disable users"),
+    "power": ("lonewatch.commands.power", "the wearable's power budget: hours per battery from datasheet currents"),
+    "certs": ("lonewatch.commands.certs", "a private CA and the broker's TLS certificate for a lab installation"),
+    "provision": ("lonewatch.commands.provision", "enroll a wearable over USB serial: firmware, config, credentials, ACL"),
     "bench": {
         "mandown": ("bench.mandown", "man-down detector on recordings in the SisFall-50Hz format"),
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),

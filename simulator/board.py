@@ -83,6 +83,7 @@ def device_config(broker_port: int, **overrides) -> dict:
         "wifi_password": "secret",
         "mqtt_host": "127.0.0.1",
         "mqtt_port": broker_port,
+        "mqtt_tls": False,
         "keepalive_s": 5,
         "connect_timeout_s": 3,
         "backoff_max_s": 2,
