@@ -36,13 +36,14 @@ def _free_port(kind=socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
-def _load_pins():
+def pin_map() -> dict[str, int]:
+    """firmware/pins.py, the one pin map: name -> GPIO number."""
     namespace: dict = {}
     exec((FIRMWARE / "pins.py").read_text(), namespace)
-    return {k.lower(): v for k, v in namespace.items() if k.isupper() and isinstance(v, int)}
+    return {k: v for k, v in namespace.items() if k.isupper() and isinstance(v, int)}
 
 
-PINS = _load_pins()
+PINS = {name.lower(): gpio for name, gpio in pin_map().items()}
 
 
 def compile_firmware(out: Path, sources=FIRMWARE) -> Path:

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from conftest import FIRMWARE, MPY_CROSS, ROOT
+from simulator.board import pin_map
 
 FIRMWARE_FILES = sorted(FIRMWARE.glob("*.py"))
 
@@ -16,12 +17,6 @@ def test_firmware_file_compiles_with_mpy_cross(source, tmp_path):
     result = subprocess.run([str(MPY_CROSS), "-o", str(tmp_path / "out.mpy"), str(source)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-
-
-def pin_map():
-    namespace = {}
-    exec((FIRMWARE / "pins.py").read_text(), namespace)
-    return {k: v for k, v in namespace.items() if k.isupper() and isinstance(v, int)}
 
 
 def test_hardware_pinmap_doc_matches_the_firmware_pin_map():
