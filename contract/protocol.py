@@ -49,13 +49,14 @@ EVENT_TYPES = (
     "check_in",
     "session_start",
     "session_end",
+    "session_extend",
     "not_worn",
     "worn",
 )
 # Location is shared when there is an alarm or a session changes, never all day.
-LOCATION_EVENT_TYPES = ("check_in", "session_start", "session_end")
+LOCATION_EVENT_TYPES = ("check_in", "session_start", "session_end", "session_extend")
 STATUS_STATES = ("online", "offline")
-COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due")
+COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due", "session")
 COMMANDS_WITH_REF = ("delivered", "help_coming", "resolved")
 
 # Reject reasons, counted by the gateway and named in its logs and metrics.
@@ -96,16 +97,20 @@ class Message:
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int]:
-    """`mqtt://host:port` -> (host, port); a ValueError that says what is wrong otherwise."""
+    """`mqtt://host:port` or `mqtts://host:port` (MQTT over TLS) -> (host, port);
+    the port defaults to 1883 and 8883. A ValueError that says what is wrong otherwise."""
     if not isinstance(url, str):
         raise ValueError(f"broker URL must be a string like mqtt://HOST:PORT, got {url!r}")
     parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"broker URL must look like mqtt://HOST:PORT, got {url!r}")
+    if parts.username or parts.password:
+        # A password in the URL ends up in logs and error messages.
+        raise ValueError("broker URL must not hold credentials; give user and password separately")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"broker URL must look like mqtt://HOST:PORT or mqtts://HOST:PORT, got {url!r}")
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     except ValueError:
-        raise ValueError(f"broker URL {url!r} has a bad port") from None
+        raise ValueError("broker URL has a bad port") from None
     return parts.hostname, port
 
 
@@ -312,8 +317,8 @@ def _check_rules(kind: str, body: dict, dropped: list[str]) -> None:
             dropped.append("location")
     if kind == "cmd" and body["cmd"] in COMMANDS_WITH_REF and "ref" not in body:
         raise Invalid("schema", f"cmd {body['cmd']} needs ref (the alarm id)")
-    if kind == "cmd" and body["cmd"] == "session_due" and "due_in_s" not in body:
-        raise Invalid("schema", "cmd session_due needs due_in_s")
+    if kind == "cmd" and body["cmd"] in ("session_due", "session") and "due_in_s" not in body:
+        raise Invalid("schema", f"cmd {body['cmd']} needs due_in_s")
     if kind == "cmd" and body["cmd"] == "config" and "config" not in body:
         raise Invalid("schema", "cmd config needs config")
 

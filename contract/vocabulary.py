@@ -12,14 +12,14 @@ MAN_DOWN_CAUSES = ("fall", "no_motion", "tilt")
 # A person in danger. Any of these from one device while one is open is the
 # same emergency, so it attaches to the open incident.
 PERSON_TYPES = ("panic", "man_down", "overdue")
-TECHNICAL_CAUSES = ("offline", "lost_contact", "low_battery", "unreadable_alarm", "sensor_fault")
 
 # Most urgent first.
 PRIORITIES = ("critical", "warning")
 PRIORITY_OF_TYPE = {"panic": "critical", "man_down": "critical", "overdue": "critical", "technical": "warning"}
 # Technical causes that may hide a person in danger rank with panic: a
 # message on an alarm topic that could not be read may be a real alarm.
-CRITICAL_TECHNICAL_CAUSES = ("unreadable_alarm",)
+# So does a device that goes quiet while its wearer works alone: nobody else would notice.
+CRITICAL_TECHNICAL_CAUSES = ("unreadable_alarm", "lone_work_lost")
 
 TYPE_LABELS = {"panic": "PANIC", "man_down": "MAN DOWN", "overdue": "OVERDUE", "technical": "Technical"}
 CAUSE_LABELS = {
@@ -28,9 +28,12 @@ CAUSE_LABELS = {
     "tilt": "lying tilted",
     "offline": "switched off or out of range",
     "lost_contact": "lost contact",
+    "lone_work_lost": "lost contact during lone work",
+    "never_seen": "never heard from since enrolled",
     "low_battery": "low battery",
     "unreadable_alarm": "unreadable alarm",
-    "sensor_fault": "sensor fault",
+    "sensor_missing": "no motion sensor: man-down is off",
+    "sensor_failed": "motion sensor failed: man-down is off",
 }
 
 # raised --acknowledge--> acknowledged --resolve--> resolved; raised --resolve--> resolved
@@ -50,6 +53,8 @@ RESOLUTIONS = {
 # active --check in--> active; active --due passes--> overdue; either --end--> ended
 SESSION_STATES = ("active", "overdue", "ended")
 SESSION_OPEN_STATES = ("active", "overdue")
+SESSION_ENDINGS = {"checked_out": "checked out", "ended_by_desk": "ended by the desk",
+                   "replaced": "replaced by a new session"}
 
 
 def priority_of(alarm_type: str, cause: str | None) -> str:

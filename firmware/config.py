@@ -18,7 +18,10 @@ SPEC = {
     "wifi_ssid": (None, _STR),
     "wifi_password": ("", _STR),
     "mqtt_host": (None, _STR),
-    "mqtt_port": (1883, _INT, 1, 65535),
+    "mqtt_port": (8883, _INT, 1, 65535),
+    # TLS unless the config turns it off: then link.py says so at every start.
+    "mqtt_tls": (True, _BOOL),
+    "mqtt_ca": ("ca.der", _STR),
     "mqtt_user": ("", _STR),
     "mqtt_password": ("", _STR),
     "keepalive_s": (30, _INT, 5, 600),

@@ -6,18 +6,18 @@
 # will, command subscription. The button and sensor tasks never wait on
 # anything here; they add to the outbox and set `wake`.
 import asyncio
-import json
 import time
+from micropython import const
 
 import mqtt
 import protocol
 import version
 from outbox import ALARM, HEARTBEAT
 
-WIFI_JOIN_MS = 15000
-WIFI_POLL_MS = 250
+_WIFI_JOIN_MS = const(15000)
+_WIFI_POLL_MS = const(250)
 # Idle check interval: how quickly a dropped Wi-Fi is noticed with nothing to send.
-IDLE_CHECK_MS = 1000
+_IDLE_CHECK_MS = const(1000)
 
 
 class Link:
@@ -38,6 +38,8 @@ class Link:
             will=(self.topic_base + "status", will, 1, True),
             on_message=on_command)
         self.attempts = 0
+        if not cfg["mqtt_tls"]:
+            print("link: INSECURE: plain MQTT to %s, mqtt_tls is false" % cfg["mqtt_host"])
 
     def _backoff_ms(self):
         # 1, 2, 4 ... s capped, with jitter so a site's devices do not
@@ -55,9 +57,9 @@ class Link:
             print("link: Wi-Fi connect failed: %r" % (e,))
             return False
         waited = 0
-        while waited < WIFI_JOIN_MS:
-            await asyncio.sleep_ms(WIFI_POLL_MS)
-            waited += WIFI_POLL_MS
+        while waited < _WIFI_JOIN_MS:
+            await asyncio.sleep_ms(_WIFI_POLL_MS)
+            waited += _WIFI_POLL_MS
             if self.wlan.isconnected():
                 return True
         return False
@@ -80,18 +82,30 @@ class Link:
         cfg = self.cfg
         timeout = cfg["connect_timeout_s"] * 1000
         try:
-            present = await self.client.connect(cfg["mqtt_host"], cfg["mqtt_port"], timeout)
+            present = await self.client.connect(cfg["mqtt_host"], cfg["mqtt_port"], timeout, self._tls())
             # Subscribing again is harmless and covers a broker that lost the session.
             await self.client.subscribe(self.topic_base + "cmd", 1, timeout)
             birth = protocol.status(cfg["device"], "online", version.FW, time.ticks_ms())
             await self.client.publish(self.topic_base + "status", protocol.encode(birth),
                                       1, True, timeout)
-        except (OSError, mqtt.MQTTError, asyncio.TimeoutError) as e:
+        except (OSError, ValueError, mqtt.MQTTError, asyncio.TimeoutError) as e:
+            # ValueError: a CA file mbedTLS cannot parse.
             print("link: connect to %s:%d failed: %r" % (cfg["mqtt_host"], cfg["mqtt_port"], e))
             self.client.close()
             return False
         print("link: online (session %s)" % ("resumed" if present else "new"))
         return True
+
+    def _tls(self):
+        # A context per connection, so the parsed CA is not kept on the heap
+        # between connections; the frozen ssl module is loaded only with TLS on.
+        if not self.cfg["mqtt_tls"]:
+            return None
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=self.cfg["mqtt_ca"])
+        return ctx
 
     async def _drain(self):
         timeout = self.cfg["puback_timeout_s"] * 1000
@@ -102,23 +116,22 @@ class Link:
             record = self.box.next_to_send(time.ticks_ms())
             if record is None:
                 # Idle, or only alarms waiting for `delivered`: look again
-                # within IDLE_CHECK_MS, so an overdue one goes out again.
+                # within _IDLE_CHECK_MS, so an overdue one goes out again.
                 self.wake.clear()
                 try:
-                    await asyncio.wait_for_ms(self.wake.wait(), IDLE_CHECK_MS)
+                    await asyncio.wait_for_ms(self.wake.wait(), _IDLE_CHECK_MS)
                 except asyncio.TimeoutError:
                     pass
                 continue
-            key, kind, payload, resend = record
+            key, kind, rid, uptime_ms, payload, resend = record
             if resend:
                 print("link: no delivered for alarm %d within %d s, sending it again"
                       % (key, self.cfg["delivered_timeout_s"]))
             if kind == HEARTBEAT:
                 data = payload.encode()
             else:
-                body = json.loads(payload)
                 data = protocol.encode_for_send(
-                    body, protocol.sent_uptime(body, time.ticks_ms(), self.boot))
+                    payload, protocol.sent_uptime(rid, uptime_ms, time.ticks_ms(), self.boot))
             qos = protocol.QOS[kind]
             try:
                 await self.client.publish(self.topic_base + kind, data, qos, False, timeout)

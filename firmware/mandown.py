@@ -19,6 +19,10 @@ NAMES = ("none", "fall", "no_motion", "tilt", "cleared", "not_worn", "worn")
 RATE_HZ = 50
 BLOCK = 25  # samples per analysis block (0.5 s)
 BLOCKS_PER_S = RATE_HZ // BLOCK
+# A fall ends in the impact: this many blocks (1 s) after it the trunk is
+# down. A footstep is an impact too, and someone who sits down or bends
+# after walking, or tries to get up and drops back, turns later.
+LAND_BLOCKS = 2
 HISTORY = 10  # blocks of posture kept to find where a fall started (5 s)
 # While walking, the posture over walk_s stays within this (about 17 degrees;
 # gait moves the 0.5 s means ~90 mg, a slow slide to the floor far more).
@@ -40,6 +44,7 @@ DEFAULTS = {
     "posture_change_deg": 60,       # how far the trunk must have turned in the fall
     "hard_impact_g": 3.0,           # after an impact this hard, turning
     "hard_posture_change_deg": 50,  # this far is enough, even if not lying
+    "landing_deg": 30,              # turned at least this far within 1 s of the impact
     "still_mg": 80,                 # rms motion below this is "still"
     # Long rules for a wearer who goes down without an impact.
     "no_motion_s": 60,
@@ -77,7 +82,8 @@ def validate(config):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError("mandown config: %s must be a positive number, not %r" % (key, value))
         params[key] = value
-    for key in ("lying_deg", "posture_change_deg", "hard_posture_change_deg", "tilt_deg"):
+    for key in ("lying_deg", "posture_change_deg", "hard_posture_change_deg", "tilt_deg",
+                "landing_deg"):
         if params[key] >= 180:
             raise ValueError("mandown config: %s must be below 180 degrees, not %r"
                              % (key, params[key]))
@@ -130,6 +136,7 @@ class Detector:
         self._cos_change = math.cos(math.radians(p["posture_change_deg"]))
         self._cos_hard_change = math.cos(math.radians(p["hard_posture_change_deg"]))
         self._cos_tilt = math.cos(math.radians(p["tilt_deg"]))
+        self._cos_landing = math.cos(math.radians(p["landing_deg"]))
         self._fall_window = _blocks(p["fall_window_s"])
         self._fall_still = _blocks(p["fall_still_s"])
         self._soft_fall_still = _blocks(p["soft_fall_still_s"])
@@ -307,7 +314,13 @@ class Detector:
             self._still_run = 0
         elif self._since_impact >= 0:
             self._since_impact += 1
-            if self._since_impact > self._fall_window:
+            if self._since_impact == LAND_BLOCKS and _cosine(
+                    mx, my, mz, self._ref_x, self._ref_y, self._ref_z) > self._cos_landing:
+                # A second after the impact the trunk has not gone down
+                # from where it was: not a landing. Forget it, its strength
+                # and where it started.
+                self._since_impact = -1
+            elif self._since_impact > self._fall_window:
                 self._since_impact = -1
             elif self._still_run >= self._still_needed() and motion2 >= self._not_worn2:
                 # Still, but not the dead stillness of a dropped device.
@@ -335,8 +348,12 @@ class Detector:
         if self._tilted(rx, ry, rz, self._cos_lying):
             return False  # already lying before the impact: rolling over in bed
         turn = _cosine(mx, my, mz, rx, ry, rz)
-        if self._impact_peak2 >= self._hard2 and turn < self._cos_hard_change:
-            return True   # thrown down hard, maybe ending up sitting on the floor
+        if self._impact_peak2 >= self._hard2 and turn < self._cos_hard_change and (
+                not self.upright_known or self._tilted(mx, my, mz, self._cos_hard_change)):
+            # Thrown down hard, maybe ending up sitting on the floor, leaning
+            # back; far from upright too, since dropping back into a chair
+            # from a forward lean turns as far but ends sitting.
+            return True
         # Turned through the fall (slumping back in a deep chair turns less)
         # and lying now.
         return turn < self._cos_change and (

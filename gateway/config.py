@@ -8,7 +8,9 @@ localhost. Unknown keys are errors rather than silently ignored: a misspelt
 
 from __future__ import annotations
 
+import ssl
 import tomllib
+from pathlib import Path
 from dataclasses import dataclass, field, fields
 
 from contract.protocol import NAME_RE, parse_mqtt_url
@@ -34,6 +36,9 @@ class MqttSection:
     client_id: str = ""
     username: str = ""
     password: str = ""
+    # With mqtts://: the CA that signed the broker's certificate (`lonewatch
+    # certs` makes ca.crt); empty trusts the system's CAs.
+    ca_file: str = ""
     keepalive: int = 30
     connect_timeout_s: float = 5.0
 
@@ -44,6 +49,10 @@ class MqttSection:
     @property
     def port(self) -> int:
         return parse_mqtt_url(self.url)[1]
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("mqtts:")
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,15 @@ class SessionsSection:
     # How often active sessions are checked; overdue is raised within this of
     # the due time (the issue asks for 5 s).
     check_interval_s: float = 1.0
+    # The longest session the desk may register or extend to, from now.
+    max_duration_s: float = 12 * 3600.0
+    # What an extend adds when it names no duration (the wearable's gesture).
+    extend_s: float = 1800.0
+    # The amber timer of a session started on the device (0: none, only its end).
+    device_check_in_s: float = 0.0
+    # A check-in that answers a session past its end: the worker is fine but
+    # still there, so the end moves this far on instead of raising again at once.
+    late_check_in_extends_s: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -78,11 +96,46 @@ class PrivacySection:
     purge_interval_s: float = 3600.0
 
 
+def _no_passphrase():
+    # Without this, OpenSSL would ask for the key's passphrase on the terminal of a service.
+    raise ConfigError("[dashboard] tls_key is encrypted with a passphrase; give the gateway an unencrypted key "
+                      "readable only by its user")
+
+
 @dataclass(frozen=True)
 class DashboardSection:
     host: str = "127.0.0.1"
     port: int = 8080
     operators: dict = field(default_factory=dict)
+    # PEM files; both set means the desk is served over HTTPS only.
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context, or None for plain HTTP; a ConfigError names the file at fault."""
+        if not self.tls_cert:
+            return None
+        for key, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ConfigError(f"[dashboard] {key}: cannot read {path!r} ({exc.strerror})") from None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key, password=_no_passphrase)
+        except ssl.SSLError as exc:
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise ConfigError(f"[dashboard] tls_key {self.tls_key!r} is not the private key of "
+                                  f"tls_cert {self.tls_cert!r}") from None
+            raise ConfigError(
+                f"[dashboard] tls_cert {self.tls_cert!r} and tls_key {self.tls_key!r} are not a PEM certificate "
+                f"and its unencrypted private key ({exc.reason or exc})") from None
+        return context
 
 
 @dataclass(frozen=True)
@@ -149,6 +202,12 @@ def _positive(where, v):
     return None
 
 
+def _non_negative(where, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        return f"{where} must be a number, 0 or more, got {v!r}"
+    return None
+
+
 def _positive_int(where, v):
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         return f"{where} must be a positive integer, got {v!r}"
@@ -193,6 +252,14 @@ def _mqtt_url(where, v):
     return None
 
 
+def _ca_file(where, v):
+    if not isinstance(v, str):
+        return f"{where} must be a file name, got {v!r}"
+    if v and not Path(v).is_file():
+        return f"{where}: no such file {v!r}"
+    return None
+
+
 def _operators(where, v):
     if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(p, str) and p for k, p in v.items()):
         return f"{where} must be a table of name = \"password hash\" (non-empty strings), got {v!r}"
@@ -216,6 +283,7 @@ CHECKS = {
     ("mqtt", "client_id"): _text,
     ("mqtt", "username"): _text,
     ("mqtt", "password"): _text,
+    ("mqtt", "ca_file"): _ca_file,
     ("mqtt", "keepalive"): _positive_int,
     ("mqtt", "connect_timeout_s"): _positive,
     ("alarms", "ack_timeout_s"): _positive,
@@ -225,12 +293,18 @@ CHECKS = {
     ("sessions", "reminder_before_s"): _positive,
     ("sessions", "check_interval_s"): _positive,
     ("sessions", "default_duration_s"): _positive,
+    ("sessions", "max_duration_s"): _positive,
+    ("sessions", "extend_s"): _positive,
+    ("sessions", "device_check_in_s"): _non_negative,
+    ("sessions", "late_check_in_extends_s"): _positive,
     ("privacy", "retention_days"): _positive,
     ("privacy", "heartbeat_retention_days"): _positive,
     ("privacy", "purge_interval_s"): _positive,
     ("dashboard", "host"): _nonempty,
     ("dashboard", "port"): _port,
     ("dashboard", "operators"): _operators,
+    ("dashboard", "tls_cert"): _text,
+    ("dashboard", "tls_key"): _text,
     ("devices", "registered"): _device_list,
 }
 
@@ -249,7 +323,10 @@ def _section(source: str, name: str, table) -> object:
         if isinstance(value, int) and not isinstance(value, bool) and isinstance(getattr(cls(), key), float):
             value = float(value)
         values[key] = tuple(value) if isinstance(value, list) else value
-    return cls(**values)
+    section = cls(**values)
+    if name == "mqtt" and section.ca_file and not section.tls:
+        raise ConfigError(f"{source}: [mqtt] ca_file is set but url {section.url} is plain MQTT; use mqtts://")
+    return section
 
 
 def load_config(path: str | None = None, **overrides) -> Config:
@@ -293,6 +370,13 @@ def load_config(path: str | None = None, **overrides) -> Config:
     if privacy.heartbeat_retention_days > privacy.retention_days:
         raise ConfigError(f"{source}: [privacy] heartbeat_retention_days ({privacy.heartbeat_retention_days:g}) "
                           f"cannot be longer than retention_days ({privacy.retention_days:g})")
+    dashboard = sections["dashboard"]
+    if bool(dashboard.tls_cert) != bool(dashboard.tls_key):
+        raise ConfigError(f"{source}: [dashboard] tls_cert and tls_key go together: set both (HTTPS) or neither (HTTP)")
+    try:
+        dashboard.ssl_context()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     try:
         routing = parse_routing_config(raw.get("routing", {}))
     except ValueError as exc:

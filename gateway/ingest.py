@@ -394,16 +394,26 @@ class Ingest:
         body, device = message.body, message.device
         etype = body["type"]
         location = body.get("location")
+        config = self.config.sessions
+        # A session event waits in the device's outbox while it is offline: it counts from when it happened.
+        at = min(now, _times("event", body, now)[1])
         if etype == "session_start":
-            sessions.start(self.store, effects, device=device, site=message.site,
-                           interval_s=body.get("duration_s", self.config.sessions.default_duration_s),
-                           now=now, source="device", actor=device, location=location)
+            sessions.started_on_device(self.store, effects, config, device=device, site=message.site,
+                                       duration_s=body.get("duration_s", config.default_duration_s),
+                                       now=at, location=location)
+            return
+        session = self.store.open_session_for(device)
+        if etype in ("check_in", "session_extend", "session_end") and session is None:
+            # Recorded with the message; a check-in outside a session is the
+            # wearer's "I'm fine", and the desk sees nothing to change.
+            self.store.audit(now, device, f"{etype}_without_session", "no open session")
         elif etype == "check_in":
-            sessions.check_in(self.store, effects, device, now, location)
+            sessions.check_in(self.store, effects, config, session, at, by=device, location=location)
+        elif etype == "session_extend":
+            sessions.extend(self.store, effects, session, at, by=device,
+                            ends_at=max(session["ends_at"], at) + config.extend_s)
         elif etype == "session_end":
-            session = self.store.open_session_for(device)
-            if session is not None:
-                sessions.end(self.store, effects, session, now, by=device, location=location)
+            sessions.end(self.store, effects, session, at, by=device, how="checked_out", location=location)
         elif etype.startswith("pre_alarm"):
             # Recorded, not an incident: the wearer either cancels or the
             # device sends the alarm itself when the countdown runs out.

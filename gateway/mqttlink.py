@@ -151,6 +151,9 @@ class MqttLink:
         )
         if config.mqtt.username:
             client.username_pw_set(config.mqtt.username, config.mqtt.password or None)
+        if config.mqtt.tls:
+            # Verifies the broker's certificate and host name (paho's default).
+            client.tls_set(ca_certs=config.mqtt.ca_file or None)
         client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         # No cap on unacknowledged commands: a burst of alarms, each answered

@@ -9,7 +9,9 @@ one task per (channel, incident, event), each with its own per-attempt timeout
 and retry loop, so a channel that fails or hangs never delays the ingest, the
 MQTT acks or another channel. A delivery that runs out of attempts, or is still
 pending when the gateway stops, is written to the `dead_letters` table so no
-notification is silently lost.
+notification is silently lost; one that succeeds goes into the incident's
+audit trail (action `notified`), written on a worker thread so the event
+loop never waits for the database lock the ingest holds while it commits.
 """
 
 from __future__ import annotations
@@ -222,8 +224,10 @@ def channels_for(config: RoutingConfig, incident: dict, event: str, tier: int = 
 class Router:
     """Schedules deliveries to external channels; never blocks its caller."""
 
-    def __init__(self, config: RoutingConfig, db_path: str):
+    def __init__(self, config: RoutingConfig, db_path: str, store=None):
+        """`store` (gateway.store.Store) receives the audit entry of each delivery; None records none."""
         self.config = config
+        self._store = store
         self.failures_total = {name: 0 for name in config.channels}
         self.delivered_total = {name: 0 for name in config.channels}
         self.dead_letters_total = {name: 0 for name in config.channels}
@@ -283,6 +287,8 @@ class Router:
                             "delivered %s for incident %s to %s (attempt %d)",
                             notification.event, notification.incident.get("id"), channel.name, attempts,
                         )
+                        if self._store is not None:
+                            await asyncio.to_thread(self._audit_delivery, channel.name, notification, attempts)
                         return
                     self.failures_total[channel.name] += 1
                     log.warning(
@@ -303,6 +309,17 @@ class Router:
             await self._record_dead_letter(channel.name, notification, error, attempts)
             raise
         await self._record_dead_letter(channel.name, notification, error, attempts)
+
+    def _audit_delivery(self, name: str, notification: Notification, attempts: int) -> None:
+        tier = f", tier {notification.tier}" if notification.tier else ""
+        try:
+            with self._store.transaction():
+                self._store.audit(time.time(), name, "notified",
+                                  f"{notification.event}{tier} (attempt {attempts})", notification.incident.get("id"))
+        except sqlite3.Error as exc:
+            # It was delivered; only the record of it is missing, and the log keeps that.
+            log.error("%s: delivered %s for incident %s but could not audit it: %s",
+                      name, notification.event, notification.incident.get("id"), exc)
 
     async def _stopped_during(self, delay_s: float) -> bool:
         try:

@@ -214,8 +214,83 @@ def _release_0_1_0(db: sqlite_utils.Database) -> None:
     _run_script(db, RELEASE_0_1_0)
 
 
+PEOPLE_AND_ACCOUNTS = """
+CREATE TABLE workers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+
+-- Who wore which device from when to when: an old incident names the
+-- worker of its time, not today's.
+CREATE TABLE assignments (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    worker_id INTEGER NOT NULL REFERENCES workers (id),
+    assigned_at REAL NOT NULL,
+    ended_at REAL,
+    assigned_by TEXT NOT NULL
+);
+CREATE INDEX assignments_device ON assignments (device, assigned_at);
+CREATE UNIQUE INDEX assignments_current_device ON assignments (device) WHERE ended_at IS NULL;
+CREATE UNIQUE INDEX assignments_current_worker ON assignments (worker_id) WHERE ended_at IS NULL;
+
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('operator', 'admin')),
+    password_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    password_changed_at REAL NOT NULL,
+    disabled_at REAL
+);
+
+-- The board reads every open incident; history reads by time.
+CREATE INDEX incidents_open ON incidents (id) WHERE state != 'resolved';
+CREATE INDEX incidents_raised_at ON incidents (raised_at);
+"""
+
+
+# Lone-work sessions as the desk registers them: who from the registry, a
+# note, the expected end apart from the next check-in (the amber timer), when
+# it first ran overdue and how it ended; each check-in a row of its own;
+# the session an incident was raised for.
+# Rows of 0.1.0 had one due time, which was also their end.
+SESSIONS_FOR_THE_DESK = """
+ALTER TABLE sessions ADD COLUMN worker_id INTEGER REFERENCES workers (id);
+ALTER TABLE sessions ADD COLUMN note TEXT;
+ALTER TABLE sessions ADD COLUMN ends_at REAL;
+ALTER TABLE sessions ADD COLUMN check_in_s REAL;
+ALTER TABLE sessions ADD COLUMN overdue_at REAL;
+ALTER TABLE sessions ADD COLUMN ended_how TEXT;
+ALTER TABLE sessions ADD COLUMN check_ins INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET ends_at = due_at;
+UPDATE sessions SET overdue_at = due_at WHERE state = 'overdue' OR incident_id IS NOT NULL;
+CREATE INDEX sessions_ended_at ON sessions (ended_at) WHERE state = 'ended';
+
+CREATE TABLE session_check_ins (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id),
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX session_check_ins_session ON session_check_ins (session_id, at);
+
+-- The session an incident was raised for: its summary names the worker, so
+-- it is purged with the session.
+ALTER TABLE incidents ADD COLUMN session_id INTEGER REFERENCES sessions (id);
+CREATE INDEX incidents_session ON incidents (session_id) WHERE session_id IS NOT NULL;
+"""
+
+
 MIGRATIONS = (
     Migration(1, "create the tables of release 0.1.0, or adopt a 0.1.0 file's", _release_0_1_0),
+    Migration(2, "workers, their devices over time, desk users; indexes for the board and history",
+              lambda db: _run_script(db, PEOPLE_AND_ACCOUNTS)),
+    Migration(3, "sessions for the desk: worker, note, end apart from the check-in timer, how it ended, check-ins",
+              lambda db: _run_script(db, SESSIONS_FOR_THE_DESK)),
 )
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import sqlite3
 import time
 from datetime import datetime
 from typing import NamedTuple
 
 from contract import protocol
-from gateway import incidents, sessions, supervision
+from contract.vocabulary import PRIORITIES, SESSION_OPEN_STATES
+from gateway import incidents, people, sessions, supervision
 from gateway.config import Config
 from gateway.downlink import Downlink
 from gateway.incidents import Effects
@@ -90,7 +92,7 @@ class Gateway:
         with self.store.transaction():
             for device in self.config.devices.registered:
                 self.store.register_device(device)
-        self.router = Router(self.config.routing, self.config.gateway.db)
+        self.router = Router(self.config.routing, self.config.gateway.db, self.store)
         self.ingest = Ingest(self.config, self.store, self._apply, loop)
         self.downlink = self.ingest.downlink
         # Committed by an earlier run but never acknowledged by the broker:
@@ -179,6 +181,56 @@ class Gateway:
     def incident(self, incident_id: int) -> dict | None:
         return self.store.get_incident(incident_id)
 
+    def open_incidents(self) -> list[dict]:
+        """Every open incident: the most urgent priority first, then the longest waiting."""
+        rank = {p: n for n, p in enumerate(PRIORITIES)}
+        return sorted(self.store.open_incidents(), key=lambda i: (rank.get(i["priority"], -1), i["raised_at"], i["id"]))
+
+    def history(self, filters: dict, limit: int, offset: int = 0) -> tuple[list[dict], int]:
+        return self.store.history(filters, limit, offset)
+
+    def iter_history(self, filters: dict):
+        return self.store.iter_history(filters)
+
+    def incident_detail(self, incident_id: int) -> dict | None:
+        """The incident, its audit trail, the alarm messages in it and notifications given up on."""
+        incident = self.store.get_incident(incident_id)
+        if incident is None:
+            return None
+        return {"incident": incident, "audit": self.store.incident_audit(incident_id),
+                "messages": self.store.incident_messages(incident_id),
+                "failed_notifications": self.store.incident_dead_letters(incident_id)}
+
+    def devices(self) -> list[dict]:
+        return self.store.list_devices_for_desk()
+
+    def workers(self) -> list[dict]:
+        return self.store.list_workers()
+
+    def account(self, name: str) -> dict | None:
+        """A desk user of the database (name, role, password_hash, disabled_at), or None."""
+        return self.store.get_user(name)
+
+    def record_login(self, name: str, action: str, detail: str) -> None:
+        """login, login_failed, login_throttled or logout, in the audit trail."""
+        with self.store.transaction():
+            self.store.audit(time.time(), name[:64] or "-", action, detail)
+
+    async def add_worker(self, name, phone, note, device, by: str) -> dict:
+        found = []
+        self._change(lambda fx: (found.append(people.add_worker(self.store, name, phone, note, device, time.time(), by)),
+                                 device and fx.devices.append(device)))
+        return found[0]
+
+    async def update_worker(self, worker_id: int, by: str, **fields) -> dict:
+        with self.store.transaction():
+            return people.update_worker(self.store, worker_id, time.time(), by, **fields)
+
+    async def assign_device(self, device, worker_id: int | None, by: str) -> dict:
+        self._change(lambda fx: (people.assign(self.store, worker_id, device, time.time(), by),
+                                 fx.devices.append(device)))
+        return next(d for d in self.store.list_devices_for_desk() if d["device"] == device)
+
     # ---- desk actions -------------------------------------------------------
 
     async def acknowledge(self, incident_id: int, operator: str) -> dict:
@@ -190,32 +242,139 @@ class Gateway:
                                                   note, time.time()))
         return self.store.get_incident(int(incident_id))
 
-    async def start_session(self, device: str, worker: str, place: str, phone: str, expected_end) -> dict:
-        """Start lone work from the desk; expected_end is unix seconds or ISO-8601 with timezone."""
-        now = time.time()
-        due = _unix_time(expected_end, "expected_end")
-        if due <= now:
-            raise ValueError(f"expected_end must be in the future, got {expected_end!r}")
-        known = self.store.get_device(device)
-        if known is None or not known["site"]:
-            raise ValueError(f"unknown device {device!r}: it has never connected, so its site is unknown")
-        for name, value in (("worker", worker), ("place", place), ("phone", phone)):
-            if not isinstance(value, str) or not value.strip() or len(value) > 200:
-                raise ValueError(f"{name} must be a non-empty string of at most 200 characters, got {value!r}")
-        ids = []
-        self._change(lambda fx: ids.append(sessions.start(
-            self.store, fx, device=device, site=known["site"], interval_s=due - now, now=now,
-            source="desk", actor="desk", worker=worker, place=place, phone=phone)))
-        return self.store.get_session(ids[0])
+    # ---- lone-work sessions (the desk) ---------------------------------------
 
-    async def end_session(self, session_id: int, operator: str = "desk") -> dict:
-        session = self.store.get_session(int(session_id))
+    def sessions(self, state: str | None = None) -> list[dict]:
+        """state "active": every open session, overdue ones first, then by deadline;
+        None: the latest of any state."""
+        if state == "active":
+            return sorted(self.store.list_sessions(active_only=True),
+                          key=lambda s: (s["state"] != "overdue", s["due_at"], s["id"]))
+        if state is not None:
+            raise ValueError(f"state must be 'active' or left out, got {state!r}")
+        return self.store.list_sessions()
+
+    def session(self, session_id: int) -> dict | None:
+        """The session with its check-ins."""
+        found = self.store.get_session(int(session_id))
+        if found is not None:
+            found["check_in_list"] = self.store.session_check_ins(found["id"])
+        return found
+
+    def session_history(self, limit: int, offset: int = 0) -> tuple[list[dict], int]:
+        return self.store.ended_sessions(limit, offset), self.store.count_ended_sessions()
+
+    def iter_session_history(self, batch: int = 500):
+        """Every ended session with its check-ins, the latest end first, batch by batch."""
+        after = None
+        while True:
+            rows = self.store.ended_sessions(batch, after=after)
+            for row in rows:
+                row["check_in_list"] = self.store.session_check_ins(row["id"])
+                yield row
+            if len(rows) < batch:
+                return
+            after = (rows[-1]["ended_at"], rows[-1]["id"])
+
+    def _ends_at(self, now: float, duration_s, until, base: float | None = None) -> float:
+        """The end asked for: base (default now) + duration_s, or until; within [sessions] max_duration_s of now."""
+        if (duration_s is None) == (until is None):
+            raise ValueError("give either duration_s (seconds) or until (the expected end), not both or neither")
+        if duration_s is not None:
+            if (isinstance(duration_s, bool) or not isinstance(duration_s, (int, float))
+                    or not math.isfinite(duration_s) or duration_s <= 0):
+                raise ValueError(f"duration_s must be a number of seconds more than 0, got {duration_s!r}")
+            ends_at = (now if base is None else base) + duration_s
+        else:
+            ends_at = _unix_time(until, "until")
+            if not math.isfinite(ends_at) or ends_at <= now:
+                raise ValueError(f"until must be in the future, got {until!r}")
+        longest = self.config.sessions.max_duration_s
+        if ends_at - now > longest:
+            raise ValueError(f"a session may last at most {longest / 3600:g} h from now "
+                             f"([sessions] max_duration_s = {longest:g}); asked for {(ends_at - now) / 3600:.2f} h")
+        return ends_at
+
+    async def start_session(self, *, place, by: str = "desk", worker_id=None, name=None, phone=None,
+                            duration_s=None, until=None, device=None, note=None, check_in_s=None) -> dict:
+        """Register lone work from the desk: a worker of the registry (worker_id;
+        their own device unless another is given) or a name and phone typed in.
+        ValueError for bad input, sessions.Conflict if the device is already in a session."""
+        now = time.time()
+        ends_at = self._ends_at(now, duration_s, until)
+        if worker_id is not None:
+            if name is not None or phone is not None:
+                raise ValueError("give either worker_id or name and phone, not both")
+            worker = people.find_worker(self.store, worker_id if isinstance(worker_id, int) else str(worker_id))
+            name, phone = worker["name"], worker["phone"]
+            worker_id = worker["id"]
+            device = device if device is not None else worker["device"]
+        else:
+            if name is None and phone is None:
+                raise ValueError("give worker_id (a worker of the registry) or name and phone")
+            name, phone, _ = people.check_worker(name, phone)
+        if not isinstance(place, str) or not place.strip() or len(place.strip()) > people.MAX_NAME:
+            raise ValueError(f"place must be 1 to {people.MAX_NAME} characters, got {place!r}")
+        if note is not None and (not isinstance(note, str) or len(note) > people.MAX_NOTE):
+            raise ValueError(f"note must be text of at most {people.MAX_NOTE} characters")
+        if check_in_s is not None and (isinstance(check_in_s, bool) or not isinstance(check_in_s, (int, float))
+                                       or not 60 <= check_in_s <= ends_at - now):
+            raise ValueError(f"check_in_s must be at least 60 s and no longer than the session, got {check_in_s!r}")
+        site = self.config.gateway.id
+        if device:
+            known = self.store.get_device(people.check_device(device))
+            if known is None or not (known["registered"] or known["site"]):
+                raise ValueError(f"unknown device {device!r}: neither enrolled nor ever heard from")
+            site = known["site"] or site
+            if self.store.open_session_for(device) is not None:
+                raise sessions.Conflict(f"device {device} is already in a lone-work session; "
+                                        "extend or end that one first")
+        found = []
+        self._change(lambda fx: found.append(sessions.start(
+            self.store, fx, device=device or "", site=site, now=now, ends_at=ends_at, check_in_s=check_in_s,
+            source="desk", actor=by, worker_id=worker_id, worker=name, phone=phone, place=place.strip(),
+            note=(note or "").strip() or None)))
+        return found[0]
+
+    def _open_session(self, session_id) -> dict:
+        try:
+            session = self.store.get_session(int(session_id))
+        except (TypeError, ValueError):
+            raise ValueError(f"session id must be a number, got {session_id!r}") from None
         if session is None:
             raise ValueError(f"no session with id {session_id}")
-        if session["state"] not in ("active", "overdue"):
-            raise ValueError(f"session {session_id} is already {session['state']}")
-        self._change(lambda fx: sessions.end(self.store, fx, session, time.time(), by=operator))
-        return self.store.get_session(int(session_id))
+        if session["state"] not in SESSION_OPEN_STATES:
+            raise sessions.Conflict(f"session {session_id} has ended ({session['ended_how'] or 'ended'} at "
+                                    f"{time.strftime('%H:%M:%S', time.localtime(session['ended_at']))})")
+        return session
+
+    async def extend_session(self, session_id, by: str = "desk", *, duration_s=None, until=None) -> dict:
+        """duration_s: added to the end (or to now, once it has passed); until: the new end."""
+        session = self._open_session(session_id)
+        now = time.time()
+        if until is None and duration_s is None:
+            duration_s = self.config.sessions.extend_s
+        ends_at = self._ends_at(now, duration_s, until, base=max(now, session["ends_at"]))
+        found = []
+        self._change(lambda fx: found.append(sessions.extend(self.store, fx, session, now, by, ends_at=ends_at)))
+        return found[0]
+
+    async def check_in_session(self, session_id, by: str = "desk", note: str | None = None) -> dict:
+        """The desk checks in on the worker's behalf (a phone call, a round): noted, with who did it."""
+        session = self._open_session(session_id)
+        if note is not None and (not isinstance(note, str) or len(note) > people.MAX_NOTE):
+            raise ValueError(f"note must be text of at most {people.MAX_NOTE} characters")
+        found = []
+        self._change(lambda fx: found.append(sessions.check_in(
+            self.store, fx, self.config.sessions, session, time.time(), by=by, note=(note or "").strip() or None)))
+        return found[0]
+
+    async def end_session(self, session_id, operator: str = "desk") -> dict:
+        session = self._open_session(session_id)
+        found = []
+        self._change(lambda fx: found.append(sessions.end(self.store, fx, session, time.time(), by=operator,
+                                                          how="ended_by_desk")))
+        return found[0]
 
     async def register_device(self, device: str, site: str | None = None) -> dict:
         if not isinstance(device, str) or not protocol.NAME_RE.match(device):
@@ -372,6 +531,8 @@ class Gateway:
                    [({}, int(bool(self.ingest and self.ingest.link.ready)))]),
             Metric("commands_unsent", "gauge", "Commands to devices the broker has not acknowledged yet.",
                    [({}, self.store.count_unsent_commands())]),
+            # Read on the event loop (by the desk's /metrics): a growing count is a task leak.
+            Metric("event_loop_tasks", "gauge", "Tasks on the gateway's event loop.", [({}, len(asyncio.all_tasks()))]),
         ]
         if self.router is not None:
             found += [

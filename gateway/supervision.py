@@ -3,15 +3,23 @@
 Device states:  unknown -> online <-> offline (Last Will, at once)
                            online  -> lost    (no message for missed_heartbeats
                                                heartbeat intervals)
+                 unknown -> lost              (registered, never heard from
+                                               within that window)
                  offline/lost -> online       (any message from the device)
+
+The states are rows in the database, so they survive a gateway restart: a
+device that was offline or lost stays so, and is not reported twice.
 
 Going offline or lost and a battery falling below the threshold are
 technical incidents: lower priority than a person's alarm, but on the desk,
-because a wearer whose device cannot call for help is not protected.
+because a wearer whose device cannot call for help is not protected. Going
+offline or lost while the wearer is in a lone-work session is as urgent as a
+panic instead (gateway.sessions.contact_lost): nobody else would miss them.
 """
 
 from __future__ import annotations
 
+from gateway import sessions
 from gateway.config import SupervisionSection
 from gateway.incidents import Effects, raise_alarm
 from gateway.store import Store
@@ -20,6 +28,8 @@ from gateway.store import Store
 # tell them apart, and either way the wearer is unprotected.
 OFFLINE_SUMMARY = "{device} went offline: the wearer cannot raise an alarm until it is back"
 LOST_SUMMARY = "no contact with {device} for {seconds:g} s ({missed} missed heartbeats)"
+NEVER_SEEN_SUMMARY = ("{device} is enrolled but has never been heard from: it protects nobody until it "
+                      "connects (switched on? Wi-Fi and broker credentials right?)")
 BATTERY_SUMMARY = "battery low on {device}: {pct}% (threshold {threshold}%)"
 
 
@@ -41,6 +51,8 @@ def status_received(store: Store, effects: Effects, site: str, device: str, stat
     store.set_device_state(device, "offline")
     store.audit(now, "gateway", "device_offline", f"{device} reported offline (Last Will or switched off)")
     effects.devices.append(device)
+    if sessions.contact_lost(store, effects, site, device, now, "went offline (switched off or out of range)"):
+        return
     raise_alarm(store, effects, site=site, device=device, alarm_type="technical", cause="offline",
                 now=now, summary=OFFLINE_SUMMARY.format(device=device))
 
@@ -66,12 +78,21 @@ def check_lost(store: Store, effects: Effects, config: SupervisionSection, now: 
     window = config.heartbeat_interval_s * config.missed_heartbeats
     if now - connected_since < window:
         return
+    for row in store.devices_never_heard():
+        store.set_device_state(row["device"], "lost")
+        store.audit(now, "gateway", "device_never_seen", f"{row['device']} never heard from since enrolled")
+        effects.devices.append(row["device"])
+        raise_alarm(store, effects, site=row["site"] or "?", device=row["device"], alarm_type="technical",
+                    cause="never_seen", now=now, summary=NEVER_SEEN_SUMMARY.format(device=row["device"]))
     for row in store.devices_silent_since(now - window):
         if not row["registered"]:
             continue
         store.set_device_state(row["device"], "lost")
         store.audit(now, "gateway", "device_lost", f"{row['device']} silent since {row['last_seen']:.0f}")
         effects.devices.append(row["device"])
+        if sessions.contact_lost(store, effects, row["site"], row["device"], now,
+                                 f"silent for {window:g} s ({config.missed_heartbeats} missed heartbeats)"):
+            continue
         raise_alarm(store, effects, site=row["site"], device=row["device"], alarm_type="technical",
                     cause="lost_contact", now=now,
                     summary=LOST_SUMMARY.format(device=row["device"], seconds=window,

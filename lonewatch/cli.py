@@ -19,13 +19,23 @@ COMMANDS: dict = {
     "gateway": ("lonewatch.commands.gateway", "run the gateway and the dashboard against a broker"),
     "alarms": ("lonewatch.commands.alarms", "list incidents from a gateway database"),
     "password": ("lonewatch.commands.password", "make a password hash for a dashboard operator"),
+    "backup": ("lonewatch.commands.backup", "copy a gateway database while the gateway runs"),
+    "privacy": ("lonewatch.commands.privacy", "export or erase what is held about a worker"),
+    "worker": ("lonewatch.commands.worker", "add workers, give them devices, list them"),
+    "user": ("lonewatch.commands.user", "add desk users (operator or admin), change passwords, disable users"),
+    "power": ("lonewatch.commands.power", "the wearable's power budget: hours per battery from datasheet currents"),
+    "certs": ("lonewatch.commands.certs", "a private CA and the broker's TLS certificate for a lab installation"),
+    "provision": ("lonewatch.commands.provision", "enroll a wearable over USB serial: firmware, config, credentials, ACL"),
     "bench": {
-        "mandown": ("simulator.bench_mandown", "man-down detector on recordings in the SisFall-50Hz format"),
+        "mandown": ("bench.mandown", "man-down detector on recordings in the SisFall-50Hz format"),
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
         "purge": ("bench.purge", "how long the retention purge keeps the ingest away from the database"),
+        "fuzz": ("bench.fuzz", "hostile and broken messages against the running gateway, between valid alarms"),
+        "desk": ("bench.desk", "the desk with 100 open and 100,000 past incidents: snapshot, history, CSV, live pages"),
+        "soak": ("bench.soak", "a fleet with churn, alarms and desk pages for a long while: leaks and losses"),
     },
 }
-GROUP_HELP = {"bench": "benchmarks that print a table and, last, one JSON line"}
+GROUP_HELP = {"bench": "long measured runs (benchmarks, fuzz) that print a table and, last, one JSON line"}
 
 
 def _setup_logging(verbose: bool) -> None:

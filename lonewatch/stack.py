@@ -12,6 +12,8 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
+from lonewatch.systemd import Notifier
+
 log = logging.getLogger(__name__)
 
 # Four parts stop in turn and the whole stop must fit in 5 s.
@@ -47,7 +49,8 @@ async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: a
         runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
         await runner.setup()
         parts.push_async_callback(_stop_within, "dashboard", runner.cleanup)
-        site = web.TCPSite(runner, config.dashboard.host, config.dashboard.port)
+        site = web.TCPSite(runner, config.dashboard.host, config.dashboard.port,
+                           ssl_context=config.dashboard.ssl_context())
         try:
             await site.start()
         except OSError as exc:
@@ -64,7 +67,12 @@ async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: a
             banner()
         if ready is not None:
             ready.set()
+        notifier = Notifier.from_environment()
+        notifier.send("READY=1")
+        watchdog = asyncio.ensure_future(notifier.keep_alive(lambda: gateway.health()["timers_running"]))
         await stop.wait()
+        watchdog.cancel()
+        notifier.send("STOPPING=1")
         log.info("stopping")
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)

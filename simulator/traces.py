@@ -28,6 +28,9 @@ EXPECTED = {
     "device_dropped": "not_worn, never a man-down event",
     "jump": "nothing",
     "stumble": "nothing",
+    "bend_after_walk": "nothing",
+    "collapse_into_chair": "nothing",
+    "lie_down_and_turn": "nothing",
 }
 
 
@@ -94,15 +97,21 @@ class _Body:
             int(round(m[2][0] * bx + m[2][1] * by + m[2][2] * bz + gauss(0, n))),
         ))
 
-    def walk(self, seconds, intensity=1.0):
+    def walk(self, seconds, intensity=1.0, heel_mg=0.0):
+        """heel_mg: a jolt up the trunk at each heel strike; some people's
+        steps peak at 2-4.5 g at the waist, well past the impact threshold."""
         rng = self.rng
         step_hz = rng.uniform(1.7, 2.0)
         lean = rng.uniform(2, 8)  # people lean forward a little when walking
         phase = rng.uniform(0, 2 * math.pi)
+        step = None
         for i in range(int(seconds * RATE_HZ)):
             t = i / RATE_HZ
             w = 2 * math.pi * step_hz * t + phase
             vertical = intensity * (250 * math.sin(w) + 90 * math.sin(2 * w + 0.7))
+            if heel_mg and int(w / (2 * math.pi)) != step:
+                step = int(w / (2 * math.pi))
+                vertical += heel_mg * rng.uniform(0.8, 1.0)
             forward = intensity * 120 * math.sin(w + 1.2)
             lateral = intensity * 80 * math.sin(w / 2)
             self._emit(lateral + rng.gauss(0, 25), -vertical + rng.gauss(0, 25),
@@ -293,6 +302,54 @@ def stumble(seed=0, orientation=(0, 0, 0), after_s=30):
     return b.samples
 
 
+def bend_after_walk(seed=0, orientation=(0, 0, 0), after_s=10):
+    """Walking with hard heel strikes, then, a moment after the last step,
+    bending deep to pick something up from the floor, holding it, and
+    walking on: no impact after the turn."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60, heel_mg=rng.uniform(1800, 2600))
+    b.rest(rng.uniform(0.8, 1.5))
+    b.turn_to(rng.uniform(95, 110), rng.uniform(-10, 10), 1.5)      # bend from the hips
+    b.rest(rng.uniform(3, 4), breath_deg=0.5)                       # reaching, still
+    b.turn_to(0, 0, 1.5)
+    b.walk(after_s)
+    return b.samples
+
+
+def collapse_into_chair(seed=0, orientation=(0, 0, 0), after_s=20):
+    """Walking to a chair, sitting bent forward over the knees for a while,
+    trying to get up with a hard push of the feet, and dropping back into
+    the seat, leaning back: a hard impact and a large turn from the forward
+    lean, but the trunk ends as someone sitting, not lying."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60)
+    b.turn_to(-rng.uniform(10, 15), rng.uniform(-5, 5), 1.2, jolt_mg=250)   # sits down
+    b.rest(rng.uniform(2, 3))
+    b.turn_to(rng.uniform(22, 28), 0, 1.0)                                # bends forward over the knees
+    b.rest(rng.uniform(7, 9))
+    b.impact(rng.uniform(4500, 5500))                                     # the push, and back down
+    b.turn_to(-rng.uniform(34, 37), rng.uniform(-3, 3), 0.5)
+    b.rest(after_s, breath_deg=0.6)
+    return b.samples
+
+
+def lie_down_and_turn(seed=0, orientation=(0, 0, 0), after_s=20):
+    """Walking with hard heel strikes to a bed, sitting on its edge, lying
+    back and turning onto the side within a few seconds, then lying still."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60, heel_mg=rng.uniform(1800, 2600))
+    b.turn_to(-rng.uniform(10, 20), 0, 1.0, jolt_mg=200)          # sits on the edge
+    b.rest(rng.uniform(0.5, 1.0))
+    b.turn_to(-rng.uniform(80, 90), 0, 1.5)                        # lies back
+    b.rest(rng.uniform(0.5, 1.0))
+    b.turn_to(-rng.uniform(80, 90), rng.choice((1, -1)) * rng.uniform(75, 90), 1.2)  # onto the side
+    b.rest(after_s, breath_deg=0.8)
+    return b.samples
+
+
 SCENARIOS = {
     "fall_then_motionless": fall_then_motionless,
     "fall_then_recovers": fall_then_recovers,
@@ -302,4 +359,74 @@ SCENARIOS = {
     "device_dropped": device_dropped,
     "jump": jump,
     "stumble": stumble,
+    "bend_after_walk": bend_after_walk,
+    "collapse_into_chair": collapse_into_chair,
+    "lie_down_and_turn": lie_down_and_turn,
 }
+
+
+def _recording(seed, start_pitch=0.0, start_roll=0.0):
+    b = _Body(seed, (0, 0, 0))
+    b.pitch, b.roll = start_pitch, start_roll
+    return b
+
+
+def sisfall_like_subject(seed=0):
+    """Synthetic recordings of one subject under SisFall activity codes, each
+    starting and ending in the posture the protocol has it start and end in
+    (walk D01, sit down and up D07, lie down from sitting and sit up D12,
+    collapse into a chair D11, turn in bed D14, bend D16, falls F01 and F13):
+    enough to build a continuous-wear chain. {code: samples}."""
+    rng = random.Random(seed)
+    seat, back = -rng.uniform(12, 18), -rng.uniform(80, 88)
+    out = {}
+    b = _recording(seed)
+    b.walk(40)
+    out["D01"] = b.samples
+    b = _recording(seed + 1)
+    b.rest(2)
+    b.turn_to(seat, 0, 1.2, jolt_mg=250)
+    b.rest(5)
+    b.turn_to(0, 0, 1.2, jolt_mg=200)
+    b.rest(2)
+    out["D07"] = b.samples
+    b = _recording(seed + 2, seat)
+    b.rest(3)
+    b.turn_to(back, 0, 2.0)
+    b.rest(5)
+    b.turn_to(seat, 0, 2.0)
+    b.rest(2)
+    out["D12"] = b.samples
+    b = _recording(seed + 3, seat)
+    b.rest(3)
+    b.turn_to(15, 0, 0.8)
+    b.turn_to(seat - 8, 0, 0.6, jolt_mg=500)
+    b.rest(6)
+    out["D11"] = b.samples
+    b = _recording(seed + 4, back)
+    b.rest(3)
+    b.turn_to(back, 80, 1.5)
+    b.rest(4)
+    b.turn_to(back, 0, 1.5)
+    b.rest(3)
+    out["D14"] = b.samples
+    b = _recording(seed + 5)
+    b.rest(2)
+    b.turn_to(100, 0, 1.5)
+    b.rest(3)
+    b.turn_to(0, 0, 1.5)
+    b.rest(2)
+    out["D16"] = b.samples
+    b = _recording(seed + 6)
+    b.walk(4)
+    b.fall_to_floor()
+    b.rest(10, breath_deg=0.8)
+    out["F01"] = b.samples
+    b = _recording(seed + 7, seat)
+    b.rest(4)
+    b.turn_to(seat + 20, 0, 1.5)                                  # slumps forward, asleep
+    b.free_fall(0.4, 85, rng.uniform(-20, 20))
+    b.impact(rng.uniform(3000, 5000))
+    b.rest(10, breath_deg=0.8)
+    out["F13"] = b.samples
+    return out

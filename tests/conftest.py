@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.ports import free_port, wait_for_port  # noqa: F401  (tests import them from here)
+from simulator.paths import FIRMWARE, MICROPYTHON, MPY_CROSS  # noqa: F401  (tests import them from here)
+from simulator.ports import free_port, wait_for_port  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

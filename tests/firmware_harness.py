@@ -5,7 +5,6 @@ the recorded feedback outputs."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import threading
 import time
@@ -14,6 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from contract.protocol import Invalid, parse_message, topic
+from simulator import sisfall
 from simulator.board import VirtualDevice, device_config
 
 DEVICE = "dev-001"
@@ -136,10 +136,7 @@ def _from_before_impact(rows, seconds=3):
 def sisfall_fall(sisfall_dir):
     """A real recorded fall (SisFall F01, subject SA01), from 3 s before the
     impact; the device then holds the last sample: lying motionless."""
-    path = sisfall_dir / "SA01" / "F01_SA01_R01.csv.gz"
-    with gzip.open(path, "rt") as f:
-        rows = [tuple(int(v) for v in line.split(",")) for line in f.read().split()[1:]]
-    return _from_before_impact(rows)
+    return _from_before_impact(sisfall.read_csv(str(sisfall_dir / "SA01" / "F01_SA01_R01.csv.gz")))
 
 
 def synthetic_fall(seed=1):

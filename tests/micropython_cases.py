@@ -6,13 +6,11 @@ asserts, and every test takes one argument, a scratch directory.
 """
 
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = Path(sys.executable).parent / "micropython"
-FIRMWARE = ROOT / "firmware"
-TESTS = ROOT / "tests"
+from simulator.paths import FIRMWARE, MICROPYTHON
+
+TESTS = Path(__file__).resolve().parent
 
 RUNNER = """
 import os

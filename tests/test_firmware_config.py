@@ -27,7 +27,8 @@ def test_minimal_config_gets_the_documented_defaults(scratch):
     cfg = config.validate(dict(MINIMAL))
     assert cfg["prealarm_s"] == 20 and cfg["hold_ms"] == 2000 and cfg["panic_presses"] == 3
     assert cfg["heartbeat_s"] == 30 and cfg["silent"] is False and cfg["sensor"] == "lis3dh"
-    assert cfg["mqtt_port"] == 1883 and cfg["location"] == {}
+    assert cfg["mqtt_port"] == 8883 and cfg["mqtt_tls"] is True and cfg["mqtt_ca"] == "ca.der"
+    assert cfg["location"] == {}
     assert cfg["delivered_timeout_s"] == 30
 
 

@@ -8,12 +8,11 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import paho.mqtt.client as paho
 
-ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+from conftest import FIRMWARE, MICROPYTHON
+
 
 DEVICE_SCRIPT = """
 import asyncio, sys, time
@@ -59,7 +58,7 @@ def test_firmware_mqtt_client_against_real_broker(any_broker):
     desk = subscriber(any_broker, got)
     device = subprocess.Popen(
         [str(MICROPYTHON), "-X", "heapsize=96k", "-c", DEVICE_SCRIPT % {"port": any_broker.port}],
-        env={"MICROPYPATH": str(ROOT / "firmware") + ":.frozen"},
+        env={"MICROPYPATH": str(FIRMWARE) + ":.frozen"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         received = [got.get(timeout=10)[:2] for _ in range(3)]
@@ -116,7 +115,7 @@ def test_broker_closing_before_connack_is_a_failed_connect_not_a_crash():
         closer.start()
         device = subprocess.run(
             [str(MICROPYTHON), "-X", "heapsize=96k", "-c", CLOSING_BROKER_SCRIPT % {"port": port}],
-            env={"MICROPYPATH": str(ROOT / "firmware") + ":.frozen"},
+            env={"MICROPYPATH": str(FIRMWARE) + ":.frozen"},
             capture_output=True, text=True, timeout=30)
         closer.join(5)
     assert device.returncode == 0, device.stdout + device.stderr

@@ -44,7 +44,10 @@ def test_overrides_win_over_the_file(tmp_path):
     ('[alarms]\nack_timeout_s = "x"\n', "gateway.toml: [alarms] ack_timeout_s must be a positive number, got 'x'"),
     ('[alarms]\nack_timout_s = 5\n', "[alarms] has unknown key(s) ack_timout_s; allowed: ack_timeout_s"),
     ('[alarm]\n', "unknown section(s) [alarm]"),
-    ('[mqtt]\nurl = "http://broker"\n', "[mqtt] url: broker URL must look like mqtt://HOST:PORT, got 'http://broker'"),
+    ('[mqtt]\nurl = "http://broker"\n', "[mqtt] url: broker URL must look like mqtt://HOST:PORT or mqtts://HOST:PORT, got 'http://broker'"),
+    ('[mqtt]\nurl = "mqtts://gw:s3cret@broker"\n', "[mqtt] url: broker URL must not hold credentials"),
+    ('[mqtt]\nurl = "mqtt://broker"\nca_file = "/etc/hosts"\n', "[mqtt] ca_file is set but url mqtt://broker is plain MQTT"),
+    ('[mqtt]\nurl = "mqtts://broker"\nca_file = "/nonexistent/ca.crt"\n', "[mqtt] ca_file: no such file"),
     ('[supervision]\nlow_battery_pct = 120\n', "[supervision] low_battery_pct must be an integer from 0 to 100"),
     ('[dashboard]\nport = 70000\n', "[dashboard] port must be a port number 0-65535, got 70000"),
     ('[dashboard]\noperators = { alice = 5 }\n', "[dashboard] operators must be a table of name"),
@@ -78,3 +81,9 @@ async def test_unreachable_broker_fails_start_quickly(tmp_path):
         await gateway.start()
     assert time.monotonic() - started < 6
     await gateway.stop()
+
+
+def test_mqtts_urls_default_to_port_8883_and_mean_tls():
+    config = load_config(None, mqtt_url="mqtts://broker.site")
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.tls) == ("broker.site", 8883, True)
+    assert load_config(None, mqtt_url="mqtt://broker.site").mqtt.port == 1883

@@ -147,6 +147,14 @@ tiers = [["tier1"], ["tier2"]]
             audit = [a for a in gateway.store.incident_audit(incident["id"]) if a["action"] == "escalated"]
             assert [a["detail"] for a in audit] == ["not acknowledged within 1 s; tier 1",
                                                     "not acknowledged within 1 s; tier 2"]
+            # Each page that reached its receiver is on the incident's timeline.
+            await wait_for(lambda: ("tier2", "acknowledged, tier 2 (attempt 1)") in [
+                (a["actor"], a["detail"]) for a in gateway.store.incident_audit(incident["id"])
+                if a["action"] == "notified"], what="the acknowledgement's delivery audited")
+            notified = [(a["actor"], a["detail"]) for a in gateway.store.incident_audit(incident["id"])
+                        if a["action"] == "notified"]
+            assert ("tier1", "escalated, tier 1 (attempt 1)") in notified
+            assert ("tier2", "escalated, tier 2 (attempt 1)") in notified
             device.close()
     finally:
         await pager.stop()

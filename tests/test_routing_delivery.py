@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from aiosmtpd.controller import Controller
 
 from conftest import free_port
 from gateway.routing import Router, parse_routing_config
+from gateway.store import Store
 
 SECRET = "s3cret-for-tests-only"
 PANIC = {
@@ -328,3 +330,42 @@ async def test_escalation_tiers_reach_the_right_receivers(receiver, tmp_path):
     await router.close()
     assert sorted(r["path"] for r in receiver.received) == ["/desk-hook", "/manager-hook"]
     assert all(r["body"]["tier"] == 2 for r in receiver.received)
+
+
+async def test_each_channel_notified_goes_into_the_incidents_timeline_written_off_the_event_loop(
+        receiver, smtp, tmp_path):
+    store = Store(str(tmp_path / "gateway.db"))
+    writers = []
+    real_audit = store.audit
+
+    def audit(*args, **kwargs):
+        writers.append(threading.current_thread())
+        return real_audit(*args, **kwargs)
+
+    store.audit = audit
+    router = Router(routing(receiver, smtp), str(tmp_path / "gateway.db"), store)
+    router.dispatch(PANIC, "raised")
+    await eventually(lambda: len(store.incident_audit(PANIC["id"])) == 2)
+    await router.close()
+
+    entries = {a["actor"]: a for a in store.incident_audit(PANIC["id"])}
+    assert set(entries) == {"ops-hook", "duty-mail"}
+    assert all(a["action"] == "notified" and a["detail"] == "raised (attempt 1)" for a in entries.values())
+    # The loop runs the timers; the database lock may be held by the ingest mid-commit.
+    assert threading.main_thread() not in writers
+    store.close()
+
+
+async def test_a_notification_that_failed_is_not_called_notified(receiver, tmp_path):
+    store = Store(str(tmp_path / "gateway.db"))
+    receiver.statuses = [500, 200]
+    router = Router(routing(receiver, hook={"max_attempts": 1}), str(tmp_path / "gateway.db"), store)
+    router.dispatch(PANIC, "raised")
+    await eventually(lambda: router.dead_letters_total["ops-hook"] == 1)
+    router.dispatch(dict(PANIC, state="acknowledged"), "acknowledged")
+    await eventually(lambda: store.incident_audit(PANIC["id"]))
+    await router.close()
+
+    [entry] = store.incident_audit(PANIC["id"])
+    assert (entry["actor"], entry["action"], entry["detail"]) == ("ops-hook", "notified", "acknowledged (attempt 1)")
+    store.close()

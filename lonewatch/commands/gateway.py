@@ -28,7 +28,7 @@ def run(args) -> int:
         log.warning("no [dashboard] operators configured: nobody can log in to the desk page")
 
     def banner():
-        log.info("gateway %s running; desk page on http://%s:%d/", config.gateway_id,
+        log.info("gateway %s running; desk page on %s://%s:%d/", config.gateway_id, config.dashboard.scheme,
                  config.dashboard.host, config.dashboard.port)
 
     return run_until_stopped(stack.run(config, banner=banner), "gateway")

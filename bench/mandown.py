@@ -13,10 +13,14 @@ Counting rules (docs/mandown.md says the same):
   point that best meets both targets (sensitivity 98 %, specificity 99.5 %) on
   all the other subjects is the one tested on it.
 """
+import bisect
+import copy
 import importlib.util
 import itertools
 import json
+import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -25,9 +29,7 @@ import time
 from multiprocessing import Pool
 
 from simulator import sisfall
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIRMWARE = os.path.join(ROOT, "firmware")
+from simulator.paths import FIRMWARE, MICROPYTHON
 
 
 def _load_detector():
@@ -85,8 +87,13 @@ def add_arguments(parser):
                         help="at most this many recordings per subject (smoke runs)")
     parser.add_argument("--no-cv", action="store_true",
                         help="skip the grid and the cross-validation (defaults only)")
-    parser.add_argument("--micropython", default=os.path.join(ROOT, ".venv", "bin", "micropython"),
+    parser.add_argument("--micropython", default=str(MICROPYTHON),
                         help="micropython binary for the cost measurement")
+    parser.add_argument("--continuous", action="store_true",
+                        help="also chain each subject's activities into one worn shift"
+                             " through one detector (docs/mandown.md, continuous wear)")
+    parser.add_argument("--orders", default="1,2,3",
+                        help="seeds of the activity orders chained with --continuous (default: 1,2,3)")
 
 
 def _run(detector, samples):
@@ -223,6 +230,275 @@ def _per_activity(rows, pick):
         t["not_worn"] += outcome[2]
     return dict(sorted(table.items()))
 
+# ---- continuous wear ---------------------------------------------------------
+#
+# A worn device runs one detector all shift. Chaining rules (docs/mandown.md
+# says the same):
+# - each subject's ADL recordings in a seeded random order, one detector for
+#   the whole chain, 10 s of the subject's own walking (a seeded slice of one
+#   of their D01 recordings) before each activity;
+# - an activity that starts sitting or lying is reached the way a person
+#   reaches it, through the subject's own recordings: sitting down in a chair
+#   (a D07 up to the middle of the time seated) and lying down from sitting
+#   (a D12 up to the middle of the time lying); an activity that ends sitting
+#   or lying is left the same way (the rest of a D07 or D12) before the walk;
+# - the detector is reset only after it raised a pre-alarm, as the wearer's
+#   cancelling press would;
+# - then each of the subject's falls runs on a copy of the state at the end of
+#   the chain, reached by the same rules (walk, then sit down if the fall
+#   starts seated).
+
+STAND, SIT, LIE = 0, 1, 2
+# SisFall's protocol: activities that do not start or end standing.
+STARTS = {"D11": SIT, "D12": SIT, "D13": SIT, "D14": LIE,
+          "F08": SIT, "F09": SIT, "F13": SIT, "F14": SIT, "F15": SIT}
+ENDS = {"D11": SIT, "D12": SIT, "D13": SIT, "D14": LIE}
+# One step between postures: the recording it is taken from, which part, its label.
+MOVES = {(STAND, SIT): ("D07", 0, "sit down"), (SIT, STAND): ("D07", 1, "stand up"),
+         (SIT, LIE): ("D12", 0, "lie down"), (LIE, SIT): ("D12", 1, "sit up")}
+WALK_BEFORE_S = 10
+WALK_SOURCE = "D01"
+# An alarm this soon after a join may be the join's doing; reported apart.
+NEAR_JOIN_S = 5
+HOURS_PER_SHIFT = 40
+
+
+def _load_config_defaults():
+    spec = importlib.util.spec_from_file_location("lonewatch_fw_config", os.path.join(FIRMWARE, "config.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SPEC
+
+
+PREALARM_S = _load_config_defaults()["prealarm_s"][0]
+
+
+def _mean(samples):
+    n = len(samples) or 1
+    return (sum(s[0] for s in samples) / n, sum(s[1] for s in samples) / n,
+            sum(s[2] for s in samples) / n)
+
+
+def _held_middle(samples, up):
+    """Sample index in the middle of the longest stretch of 0.5 s blocks turned
+    at least half as far from `up` as the recording ever is: the middle of the
+    time seated in a sit-down, or lying in a lie-down."""
+    block = mandown.BLOCK
+    angles = []
+    for i in range(0, len(samples) - block + 1, block):
+        m = _mean(samples[i:i + block])
+        angles.append(math.degrees(math.acos(max(-1.0, min(1.0, mandown._cosine(
+            m[0], m[1], m[2], up[0], up[1], up[2]))))))
+    if not angles:
+        return len(samples) // 2
+    limit = max(angles) / 2
+    best = (0, 0, 0)
+    start = None
+    for k, a in enumerate(angles + [-1.0]):
+        if a >= limit and start is None:
+            start = k
+        elif a < limit and start is not None:
+            if k - start > best[0]:
+                best = (k - start, start, k)
+            start = None
+    return (best[1] + best[2]) * block // 2
+
+
+class _Stream:
+    """One subject's chained samples and the segments they came from."""
+
+    def __init__(self, recordings, rng, cache):
+        self.rng = rng
+        self.cache = cache
+        self.by_code = {}
+        for rec in sorted(recordings, key=lambda r: r.file):
+            self.by_code.setdefault(rec.activity, []).append(rec)
+        for code in (WALK_SOURCE,) + tuple(m[0] for m in MOVES.values()):
+            if code not in self.by_code:
+                raise sisfall.DatasetError(
+                    "subject %s has no %s recording, needed to chain its activities"
+                    % (recordings[0].subject, code))
+        self.samples = []
+        self.starts = []   # sample index where each segment starts
+        self.labels = []
+        self.up = _mean(self.load(self.by_code[WALK_SOURCE][0]))
+
+    def load(self, rec):
+        if rec.file not in self.cache:
+            self.cache[rec.file] = rec.load()
+        return self.cache[rec.file]
+
+    def add(self, label, samples):
+        self.starts.append(len(self.samples))
+        self.labels.append(label)
+        self.samples.extend(samples)
+
+    def walk(self):
+        rec = self.rng.choice(self.by_code[WALK_SOURCE])
+        samples = self.load(rec)
+        n = WALK_BEFORE_S * sisfall.RATE_HZ
+        # Not the recording's first seconds: the subject stands still there.
+        start = self.rng.randrange(min(len(samples) - n, 5 * sisfall.RATE_HZ), len(samples) - n + 1)
+        self.add("walk", samples[start:start + n])
+
+    def go(self, posture, target):
+        while posture != target:
+            step = posture + (1 if target > posture else -1)
+            code, part, label = MOVES[(posture, step)]
+            samples = self.load(self.rng.choice(self.by_code[code]))
+            cut = _held_middle(samples, self.up)
+            self.add("%s (%s)" % (label, code), samples[:cut] if part == 0 else samples[cut:])
+            posture = step
+        return posture
+
+    def activity(self, posture, rec):
+        """From `posture`, up and walking, to where `rec` starts, then `rec`; its end posture."""
+        self.go(posture, STAND)
+        self.walk()
+        self.go(STAND, STARTS.get(rec.activity, STAND))
+        self.add(rec.activity, self.load(rec))
+        return ENDS.get(rec.activity, STAND)
+
+    def segment_of(self, index):
+        k = bisect.bisect_right(self.starts, index) - 1
+        return self.labels[k], (index - self.starts[k]) / sisfall.RATE_HZ
+
+
+def _moved(samples, start, seconds, still_mg):
+    """Whether any 0.5 s block in `seconds` from `start` moves as much as
+    still_mg (rms against the previous block's mean, as the detector measures)."""
+    block = mandown.BLOCK
+    end = min(len(samples), start + int(seconds * sisfall.RATE_HZ))
+    prev = _mean(samples[max(0, start - block):start]) if start else None
+    limit = still_mg * still_mg * block
+    for i in range(start, end - block + 1, block):
+        chunk = samples[i:i + block]
+        if prev is not None:
+            ss = sum((x - prev[0]) ** 2 + (y - prev[1]) ** 2 + (z - prev[2]) ** 2 for x, y, z in chunk)
+            if ss >= limit:
+                return True
+        prev = _mean(chunk)
+    return False
+
+
+def _play(detector, stream, still_mg):
+    """Feeds the whole stream; resets after each pre-alarm, as a cancelling
+    wearer would. Returns (sample index, event code) of every pre-alarm."""
+    feed = detector.feed
+    fired = []
+    for i, (x, y, z) in enumerate(stream.samples):
+        event = feed(x, y, z)
+        if event in ALARMS:
+            fired.append((i, event))
+            detector.reset()
+    return fired
+
+
+def _continuous_job(job):
+    """One subject: its chained shift for each seed, then its falls after each shift."""
+    subject, recordings, selected, seeds, config = job
+    still_mg = mandown.validate(config)["still_mg"]
+    cache = {}
+    adls = sorted((r for r in selected if r.kind == "adl"), key=lambda r: r.file)
+    falls = sorted((r for r in selected if r.kind == "fall"), key=lambda r: r.file)
+    out = []
+    for seed in seeds:
+        rng = random.Random("%s/%d" % (subject, seed))
+        order = list(adls)
+        rng.shuffle(order)
+        stream = _Stream(recordings, rng, cache)
+        posture = STAND
+        stream.walk()  # the shift starts on the way in
+        for rec in order:
+            posture = stream.activity(posture, rec)
+        detector = mandown.Detector(config)
+        alarms = []
+        for at, code in _play(detector, stream, still_mg):
+            label, into = stream.segment_of(at)
+            alarms.append({"event": mandown.NAMES[code], "segment": label, "into_s": round(into, 1),
+                           "at_s": round(at / sisfall.RATE_HZ, 1),
+                           "moved": _moved(stream.samples, at + 1, PREALARM_S, still_mg)})
+        result = {"subject": subject, "seed": seed, "samples": len(stream.samples),
+                  "alarms": alarms, "falls": []}
+        for rec in falls:
+            prefix = _Stream(recordings, random.Random("%s/%d/%s" % (subject, seed, rec.file)), cache)
+            prefix.activity(posture, rec)
+            begin = prefix.starts[-1]
+            peak = begin + _peak_index(prefix.samples[begin:])
+            fired = _play(copy.deepcopy(detector), prefix, still_mg)
+            after = [at for at, _ in fired if at >= peak]
+            result["falls"].append({
+                "file": rec.file, "activity": rec.activity, "detected": bool(after),
+                "latency_s": round((after[0] - peak) / sisfall.RATE_HZ, 2) if after else None,
+                "before_impact": sum(1 for at, _ in fired if at < peak)})
+        out.append(result)
+    return out
+
+
+def _continuous_summary(results):
+    hours = sum(r["samples"] for r in results) / sisfall.RATE_HZ / 3600.0
+    alarms = [dict(a, subject=r["subject"]) for r in results for a in r["alarms"]]
+    falls = [f for r in results for f in r["falls"]]
+    hits = [f for f in falls if f["detected"]]
+
+    def per_40h(n, h):
+        return round(n * HOURS_PER_SHIFT / h, 2) if h else None
+
+    by_segment, by_subject, by_seed = {}, {}, {}
+    for a in alarms:
+        key = a["segment"]
+        by_segment[key] = by_segment.get(key, 0) + 1
+    subject_hours = {}
+    for r in results:
+        subject_hours[r["subject"]] = subject_hours.get(r["subject"], 0) + r["samples"] / sisfall.RATE_HZ / 3600.0
+        by_seed[str(r["seed"])] = by_seed.get(str(r["seed"]), 0) + len(r["alarms"])
+    for s, h in sorted(subject_hours.items()):
+        n = sum(1 for a in alarms if a["subject"] == s)
+        by_subject[s] = {"false_prealarms": n, "hours": round(h, 2), "per_40h": per_40h(n, h)}
+    cancelled = sum(1 for a in alarms if a["moved"])
+    latencies = [f["latency_s"] for f in hits]
+    return {
+        "orders": sorted({r["seed"] for r in results}),
+        "hours": round(hours, 2),
+        "false_prealarms": len(alarms),
+        "false_per_40h": per_40h(len(alarms), hours),
+        "false_prealarms_by_order": by_seed,
+        "false_by_event": {n: sum(1 for a in alarms if a["event"] == n)
+                           for n in sorted({a["event"] for a in alarms})},
+        "false_by_activity": dict(sorted(by_segment.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "false_by_subject": by_subject,
+        "false_within_%ds_of_a_join" % NEAR_JOIN_S: sum(1 for a in alarms if a["into_s"] < NEAR_JOIN_S),
+        "countdown_s": PREALARM_S,
+        "cancelled": cancelled,
+        "would_become_alarms": len(alarms) - cancelled,
+        "falls": len(falls),
+        "falls_detected": len(hits),
+        "sensitivity": round(len(hits) / len(falls), 4) if falls else None,
+        "median_latency_s": round(statistics.median(latencies), 2) if latencies else None,
+        "falls_missed": sorted(f["file"] for f in falls if not f["detected"]),
+        "prealarms_before_impact": sum(f["before_impact"] for f in falls),
+        "false_prealarms_list": alarms,
+    }
+
+
+def _print_continuous(c, out):
+    out.write("continuous wear: %d order(s) %s of each subject's ADL, %.1f h chained\n"
+              % (len(c["orders"]), ",".join(str(s) for s in c["orders"]), c["hours"]))
+    out.write("  false pre-alarms %d = %.2f per 40 h (per order: %s); %d within %d s of a join\n"
+              % (c["false_prealarms"], c["false_per_40h"] or 0,
+                 " ".join("%s" % n for n in c["false_prealarms_by_order"].values()),
+                 c["false_within_%ds_of_a_join" % NEAR_JOIN_S], NEAR_JOIN_S))
+    out.write("  under the %d s countdown: %d cancelled (wearer moving), %d would become alarms"
+              " (wearer still throughout)\n" % (c["countdown_s"], c["cancelled"], c["would_become_alarms"]))
+    if c["false_by_activity"]:
+        out.write("  by activity: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_activity"].items()))
+        out.write("  by event: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_event"].items()))
+    out.write("  by subject (per 40 h): %s\n" % "  ".join(
+        "%s %.1f" % (s, t["per_40h"] or 0) for s, t in c["false_by_subject"].items()))
+    out.write("  falls after the shift: %d/%d (%.2f%%), median latency %s s, %d pre-alarms before"
+              " an impact\n" % (c["falls_detected"], c["falls"], 100 * (c["sensitivity"] or 0),
+                                c["median_latency_s"], c["prealarms_before_impact"]))
+
 
 MPY_SCRIPT = """
 import sys, time
@@ -284,7 +560,7 @@ def _time_micropython(binary, samples, repeat=3):
             f.writelines("%d,%d,%d\n" % s for s in samples)
         script = os.path.join(tmp, "time_mandown.py")
         with open(script, "w") as f:
-            f.write(MPY_SCRIPT % {"firmware": FIRMWARE, "data": data, "repeat": repeat})
+            f.write(MPY_SCRIPT % {"firmware": str(FIRMWARE), "data": data, "repeat": repeat})
         done = subprocess.run([binary, script], capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         return {"error": "micropython exit %d: %s" % (done.returncode, (done.stdout + done.stderr).strip()[-500:])}
@@ -320,6 +596,13 @@ def _print_table(per_activity, out):
             code, t["kind"], t["n"], t["alarms"], 100.0 * t["alarms"] / t["n"], t["not_worn"]))
 
 
+def _map(fn, jobs, processes):
+    if processes > 1:
+        with Pool(processes) as pool:
+            return pool.map(fn, jobs, chunksize=1)
+    return [fn(j) for j in jobs]
+
+
 def run(args):
     out = sys.stdout
     started = time.time()
@@ -336,24 +619,30 @@ def run(args):
     if not by_subject:
         print("bench mandown: no recordings selected in %s" % args.data, file=sys.stderr)
         return 2
+    try:
+        orders = [int(s) for s in args.orders.split(",") if s.strip()]
+    except ValueError:
+        print("bench mandown: --orders must be comma-separated integers, not %r" % args.orders,
+              file=sys.stderr)
+        return 2
     grid = GRID[:1] if args.no_cv else GRID
     jobs = []
+    chains = []
     for subject, recs in sorted(by_subject.items()):
         walking = [r for code in WALKING for r in recs if r.activity == code]
         walking_path = walking[0].path if walking else None
-        if args.limit:
-            recs = recs[:args.limit]
-        jobs.append((recs, walking_path, grid))
+        selected = recs[:args.limit] if args.limit else recs
+        jobs.append((selected, walking_path, grid))
+        chains.append((subject, recs, selected, orders, grid[0]))
     try:
-        if args.jobs > 1:
-            with Pool(args.jobs) as pool:
-                results = pool.map(_subject_job, jobs, chunksize=1)
-        else:
-            results = [_subject_job(j) for j in jobs]
+        rows = [row for part in _map(_subject_job, jobs, args.jobs) for row in part]
+        continuous = None
+        if args.continuous:
+            continuous = _continuous_summary(
+                [r for part in _map(_continuous_job, chains, args.jobs) for r in part])
     except sisfall.DatasetError as e:
         print("bench mandown: %s" % e, file=sys.stderr)
         return 2
-    rows = [row for part in results for row in part]
 
     default = _score(rows, lambda r: r["outcomes"][0])
     per_activity = _per_activity(rows, lambda r: r["outcomes"][0])
@@ -387,6 +676,10 @@ def run(args):
             out.write("cost %-11s %.2f us/sample (empty loop %.2f, ratio %.1f) = %.3f ms per s of data\n"
                       % (impl, c["us_per_sample"], c["empty_loop_us_per_sample"],
                          c["ratio_to_empty_loop"], c["ms_per_second_of_data"]))
+    if continuous:
+        _print_continuous(continuous, out)
+        out.write("continuous:   %.2f false pre-alarms per 40 h  falls after the shift %.2f%%\n"
+                  % (continuous["false_per_40h"] or 0, 100 * (continuous["sensitivity"] or 0)))
     out.write("took %.0f s\n" % (time.time() - started))
     summary = dict(default)
     summary.update({
@@ -396,6 +689,9 @@ def run(args):
         "cost": cost,
         "cold_start": cold,
         "cross_validation": cv,
+        "continuous": continuous,
+        "continuous_false_per_40h": continuous["false_per_40h"] if continuous else None,
+        "continuous_sensitivity": continuous["sensitivity"] if continuous else None,
         "defaults": mandown.DEFAULTS,
         "data": os.path.abspath(args.data),
     })
@@ -406,7 +702,7 @@ def run(args):
 
 def main(argv=None):
     import argparse
-    parser = argparse.ArgumentParser(prog="bench_mandown", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lonewatch bench mandown", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

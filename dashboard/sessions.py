@@ -1,0 +1,180 @@
+"""The desk's lone-work sessions: who is working alone where and until when,
+register / extend / check in / check out, and the history of ended sessions
+with its CSV. Routes of the desk's application (dashboard.app.make_app), behind
+its login and Origin checks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+
+from aiohttp import web
+
+from contract.vocabulary import SESSION_ENDINGS
+from gateway.sessions import Conflict
+
+PAGE = "sessions.html"
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+CSV_COLUMNS = ("id", "worker", "phone", "place", "device", "note", "source", "started", "expected_end",
+               "check_in_every_s", "check_ins", "last_check_in", "check_in_times", "overdue_since", "ended",
+               "how_ended", "ended_by")
+
+
+def _app():
+    # dashboard.app imports this module for its routes; its keys are read at request time.
+    from dashboard import app
+    return app
+
+
+def _gateway(request: web.Request):
+    return request.app[_app().GATEWAY]
+
+
+def _operator(request: web.Request) -> str:
+    return request[_app().SESSION].name
+
+
+async def _body(request: web.Request) -> dict:
+    return await _app()._fields(request)
+
+
+async def _act(request: web.Request, action, status: int = 200):
+    """Run a gateway action; 400 for bad input, 409 for a session or device not in a state for it."""
+    try:
+        session = await action()
+    except Conflict as exc:
+        return _app()._error(409, str(exc))
+    except ValueError as exc:
+        return _app()._error(400, str(exc))
+    return _app()._json(session, status=status)
+
+
+async def page(request: web.Request):
+    return web.FileResponse(_app().STATIC / PAGE)
+
+
+async def list_sessions(request: web.Request):
+    """state=active: every open session (overdue first); state=ended: the history, paged; none: the latest."""
+    state = request.query.get("state")
+    if state == "ended":
+        try:
+            per_page = _app()._number(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+            page_no = _app()._number(request, "page", 1, 1, 10**6)
+        except ValueError as exc:
+            return _app()._error(400, str(exc))
+        items, total = _gateway(request).session_history(per_page, (page_no - 1) * per_page)
+        return _app()._json(items, headers={"X-Total-Count": str(total)})
+    try:
+        return _app()._json(_gateway(request).sessions(state))
+    except ValueError as exc:
+        return _app()._error(400, str(exc))
+
+
+async def get_session(request: web.Request):
+    found = _gateway(request).session(_session_id(request))
+    if found is None:
+        return _app()._error(404, f"no session with id {request.match_info['id']}")
+    return _app()._json(found)
+
+
+def _session_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "session id must be a number"}),
+                                 content_type="application/json") from None
+
+
+def _number_or_none(fields: dict, key: str):
+    """Form fields arrive as text; JSON numbers as numbers."""
+    value = fields.get(key)
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+    return value
+
+
+async def register(request: web.Request):
+    fields = await _body(request)
+    known = {"worker_id", "name", "phone", "place", "duration_s", "until", "device", "note", "check_in_s"}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        return _app()._error(400, f"unknown field(s) {', '.join(unknown)}; a session takes {', '.join(sorted(known))}")
+
+    async def action():
+        worker_id = fields.get("worker_id")
+        return await _gateway(request).start_session(
+            place=fields.get("place"), by=_operator(request),
+            worker_id=None if worker_id in (None, "") else worker_id,
+            name=fields.get("name") or None, phone=fields.get("phone") or None,
+            duration_s=_number_or_none(fields, "duration_s"), until=fields.get("until") or None,
+            device=fields.get("device") or None, note=fields.get("note") or None,
+            check_in_s=_number_or_none(fields, "check_in_s"))
+    return await _act(request, action, status=201)
+
+
+async def extend(request: web.Request):
+    fields = await _body(request)
+    return await _act(request, lambda: _gateway(request).extend_session(
+        _session_id(request), _operator(request), duration_s=_number_or_none(fields, "duration_s"),
+        until=fields.get("until") or None))
+
+
+async def check_in(request: web.Request):
+    fields = await _body(request)
+    return await _act(request, lambda: _gateway(request).check_in_session(
+        _session_id(request), _operator(request), note=fields.get("note") or None))
+
+
+async def end(request: web.Request):
+    return await _act(request, lambda: _gateway(request).end_session(_session_id(request), _operator(request)))
+
+
+def _row(s: dict) -> list[str]:
+    local, cell = _app()._local, _app()._cell
+    times = " ".join(local(c["at"]) for c in s.get("check_in_list", []))
+    return [cell(v) for v in (
+        s["id"], s["worker"], s["phone"], s["place"], s["device"], s["note"], s["source"], local(s["started_at"]),
+        local(s["ends_at"]), s["check_in_s"], s["check_ins"], local(s["last_check_in"]), times,
+        local(s["overdue_at"]), local(s["ended_at"]), SESSION_ENDINGS.get(s["ended_how"], s["ended_how"]),
+        s["ended_by"])]
+
+
+async def history_csv(request: web.Request):
+    """Every ended session, the latest first, written as it is read."""
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="lonewatch-sessions-{datetime.now():%Y%m%d-%H%M}.csv"'})
+    await response.prepare(request)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(CSV_COLUMNS)
+    for n, session in enumerate(_gateway(request).iter_session_history(), 1):
+        writer.writerow(_row(session))
+        if n % 500 == 0:
+            await response.write(buffer.getvalue().encode())
+            buffer.seek(0)
+            buffer.truncate()
+    await response.write(buffer.getvalue().encode())
+    await response.write_eof()
+    return response
+
+
+ROUTES = [
+    web.get("/sessions", page),
+    web.get("/api/sessions", list_sessions),
+    web.get("/api/sessions.csv", history_csv),
+    web.get("/api/sessions/{id}", get_session),
+    web.post("/api/sessions", register),
+    web.post("/api/sessions/{id}/extend", extend),
+    web.post("/api/sessions/{id}/check-in", check_in),
+    web.post("/api/sessions/{id}/end", end),
+]

@@ -1,0 +1,82 @@
+"""Lone work at the desk in a real Chromium over a real gateway and broker:
+an operator registers a worker's session, extends it and checks them out
+from the page; a session that runs overdue turns red without a reload."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_dashboard_browser import DESK, browser, desk, log_in, shot  # noqa: F401 (fixtures)
+
+
+@pytest.fixture
+async def page(browser):  # noqa: F811
+    context = await browser.new_context(viewport=DESK)
+    page = await context.new_page()
+    page.dialogs = []
+
+    async def answer(dialog):
+        # The operator accepts what the page proposes (30 min, "phoned: fine", yes).
+        page.dialogs.append(dialog.message)
+        await dialog.accept(dialog.default_value)
+    page.on("dialog", answer)
+    yield page
+    await context.close()
+
+
+def row(session_id):
+    return f"#active tr[data-session='{session_id}']"
+
+
+async def test_register_extend_and_check_out_from_the_page(page, desk):  # noqa: F811
+    ann = desk.worker("Ann Smith", "+44 7700 900123", "dev-001")
+    await log_in(page, desk.url)
+    await page.goto(desk.url + "/sessions")
+    await page.wait_for_selector(f"#register option[value='{ann['id']}']", state="attached")
+    await page.select_option("#register select[name=worker_id]", str(ann["id"]))
+    await page.fill("#register input[name=place]", "boiler room")
+    await page.fill("#register input[name=minutes]", "60")
+    await page.click("#register button")
+    [session] = await _active(desk, 1)
+    await page.wait_for_selector(row(session["id"]))
+    text = await page.inner_text(row(session["id"]))
+    assert "Ann Smith" in text and "+44 7700 900123" in text and "boiler room" in text and "dev-001" in text
+
+    await page.click(row(session["id"]) + " button.extend")
+    await _until(lambda: desk.gateway.session(session["id"])["ends_at"] > session["ends_at"] + 1700)
+    await page.click(row(session["id"]) + " button.end")
+    await page.wait_for_selector(row(session["id"]), state="detached")
+    ended = desk.gateway.session(session["id"])
+    assert (ended["ended_how"], ended["ended_by"]) == ("ended_by_desk", "desk")
+    await page.wait_for_selector("#ended tbody tr")
+    assert "Ann Smith" in await page.inner_text("#ended tbody")
+    await shot(page, "sessions-ended.png")
+
+
+async def test_an_overdue_session_turns_red_without_a_reload(page, desk):  # noqa: F811
+    await log_in(page, desk.url)
+    await page.goto(desk.url + "/sessions")
+    await page.wait_for_selector("#none-active:not([hidden])")
+    session = await desk.gateway.start_session(name="Bob Jones", phone="0161 496 0000", place="cellar",
+                                               duration_s=3)
+    await page.wait_for_selector(row(session["id"]) + ".due-soon")  # due within the reminder window
+    await page.wait_for_selector(row(session["id"]) + ".overdue", timeout=10_000)
+    await _until(lambda: desk.gateway.session(session["id"])["state"] == "overdue")
+    await page.wait_for_function(
+        f"document.querySelector(\"{row(session['id'])} td.left\").textContent.startsWith('OVERDUE')")
+    await shot(page, "sessions-overdue.png")
+
+
+async def _active(desk, n):  # noqa: F811
+    await _until(lambda: len(desk.gateway.sessions("active")) == n)
+    return desk.gateway.sessions("active")
+
+
+async def _until(predicate, timeout=5.0):
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)

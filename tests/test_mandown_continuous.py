@@ -1,0 +1,116 @@
+"""`lonewatch bench mandown --continuous`: one detector for a whole shift, on
+a small SisFall-format folder of synthetic recordings (no ../shared needed):
+the chaining rules, the figures in the table and the JSON line, and
+reproducible orders."""
+
+import argparse
+import csv
+import json
+
+import pytest
+
+from bench import mandown as bench_mandown
+from simulator import sisfall, traces
+
+SUBJECTS = ("SX01", "SX02")
+TRIALS = 2
+
+
+def write_folder(folder, codes=None):
+    """Two synthetic subjects, two trials of each activity."""
+    rows = []
+    for n, subject in enumerate(SUBJECTS):
+        for trial in range(1, TRIALS + 1):
+            recordings = traces.sisfall_like_subject(seed=10 * n + trial)
+            for code, samples in recordings.items():
+                if codes is not None and code not in codes:
+                    continue
+                name = "%s/%s_%s_R%02d.csv.gz" % (subject, code, subject, trial)
+                (folder / subject).mkdir(exist_ok=True)
+                traces.write_csv(str(folder / name), samples)
+                rows.append({"file": name, "kind": "fall" if code[0] == "F" else "adl",
+                             "activity": code, "subject": subject, "trial": trial,
+                             "samples": len(samples)})
+    with open(folder / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(sisfall.MANIFEST_FIELDS))
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def bench(argv, capsys):
+    parser = argparse.ArgumentParser()
+    bench_mandown.add_arguments(parser)
+    code = bench_mandown.run(parser.parse_args(argv))
+    captured = capsys.readouterr()
+    return code, captured.out.strip().split("\n"), captured.err
+
+
+@pytest.fixture
+def folder(tmp_path):
+    write_folder(tmp_path)
+    return tmp_path
+
+
+def test_continuous_mode_reports_the_shift_in_the_table_and_the_json_line(folder, capsys):
+    rows = sisfall.read_manifest(str(folder))
+    code, out, _ = bench(["--data", str(folder), "--no-cv", "--jobs", "1", "--continuous",
+                          "--orders", "1,2"], capsys)
+    assert code == 0
+    assert any(line.startswith("continuous wear: 2 order(s) 1,2") for line in out)
+    assert any(line.startswith("continuous:") for line in out)
+    summary = json.loads(out[-1])
+    c = summary["continuous"]
+    # Every fall of every subject after each of the two shifts.
+    assert c["falls"] == 2 * sum(r.kind == "fall" for r in rows)
+    assert summary["continuous_sensitivity"] == c["sensitivity"] == 1.0
+    # The chained shift is longer than its activities: a walk before each.
+    adl_hours = sum(r.samples for r in rows if r.kind == "adl") / sisfall.RATE_HZ / 3600
+    walks_hours = sum(r.kind == "adl" for r in rows) * bench_mandown.WALK_BEFORE_S / 3600
+    assert c["hours"] >= round(2 * (adl_hours + walks_hours), 2)
+    assert summary["continuous_false_per_40h"] == c["false_per_40h"]
+    assert c["false_per_40h"] == round(c["false_prealarms"] * 40 / c["hours"], 2)
+    assert set(c["false_by_subject"]) == set(SUBJECTS)
+    assert c["cancelled"] + c["would_become_alarms"] == c["false_prealarms"]
+    assert c["countdown_s"] == 20  # the firmware's default prealarm_s
+
+
+def test_without_continuous_the_json_line_says_not_measured(folder, capsys):
+    code, out, _ = bench(["--data", str(folder), "--no-cv", "--jobs", "1"], capsys)
+    assert code == 0
+    summary = json.loads(out[-1])
+    assert summary["continuous"] is None and summary["continuous_false_per_40h"] is None
+
+
+def test_activities_are_reached_the_way_a_person_would(folder):
+    recordings = [r for r in sisfall.read_manifest(str(folder)) if r.subject == "SX01"]
+    by_code = {r.activity: r for r in recordings}
+    stream = bench_mandown._Stream(recordings, bench_mandown.random.Random(1), {})
+    posture = bench_mandown.STAND
+    for code in ("D14", "D16", "D11", "D01"):
+        posture = stream.activity(posture, by_code[code])
+    assert stream.labels == [
+        "walk", "sit down (D07)", "lie down (D12)", "D14",   # turning in bed starts lying
+        "sit up (D12)", "stand up (D07)", "walk", "D16",     # and ends lying: up again first
+        "walk", "sit down (D07)", "D11",                     # collapsing into a chair starts seated
+        "stand up (D07)", "walk", "D01",
+    ]
+    # Cut in the middle of the time seated / lying, so both halves hold the posture.
+    d07 = stream.load(stream.by_code["D07"][0])
+    cut = bench_mandown._held_middle(d07, stream.up)
+    assert 0.3 * len(d07) < cut < 0.7 * len(d07)
+
+
+def test_orders_are_seeded_and_reproducible(folder):
+    recordings = [r for r in sisfall.read_manifest(str(folder)) if r.subject == "SX02"]
+    job = ("SX02", recordings, recordings, [1, 2], {})
+    first, second = bench_mandown._continuous_job(job), bench_mandown._continuous_job(job)
+    assert first == second
+    assert [r["seed"] for r in first] == [1, 2]
+
+
+def test_a_subject_without_the_recordings_to_chain_with_is_refused_by_name(tmp_path, capsys):
+    write_folder(tmp_path, codes={"D01", "D12", "D14", "F01"})   # no sit-down (D07)
+    code, _, err = bench(["--data", str(tmp_path), "--no-cv", "--jobs", "1", "--continuous"], capsys)
+    assert code == 2
+    assert "subject SX01 has no D07 recording" in err

@@ -1,0 +1,53 @@
+"""False pre-alarms a worn device raised in continuous wear, replayed through
+the real firmware under `micropython` on the virtual board: each everyday
+movement is followed by a real fall, so the test knows the detector watched
+the whole movement and was still armed after it. The fall must be the first
+pre-alarm the desk hears of.
+
+The movements (simulator/traces.py) are the classes the continuous-wear
+benchmark found (docs/mandown.md): an impact that was not the landing
+(a footstep before bending or lying down and turning in bed), and a hard
+drop back into a chair from a forward lean."""
+
+import time
+
+import pytest
+
+from firmware_harness import desk_for, device_for  # noqa: F401
+from simulator import traces
+
+RATE = traces.RATE_HZ
+WALK_S = 60          # every scenario starts with a minute of walking
+KEEP_WALK_S = 10     # enough of it for the device to learn the upright
+
+
+def then_a_fall(samples, seed=1):
+    """The movement from the last seconds of its walk, then the wearer walks
+    on and falls (walk, fall, lying still)."""
+    fall = traces.fall_then_motionless(seed, after_s=8)
+    return samples[(WALK_S - KEEP_WALK_S) * RATE:] + fall[(WALK_S - 5) * RATE:]
+
+
+@pytest.mark.parametrize("scenario, kwargs", [
+    ("bend_after_walk", {"after_s": 3}),          # a footstep, then bending to the floor
+    ("lie_down_and_turn", {"after_s": 8}),        # a footstep, then lying down and turning in bed
+    ("collapse_into_chair", {"after_s": 8}),      # a hard drop back into the seat
+])
+def test_everyday_movement_raises_no_pre_alarm_before_the_fall_that_follows(
+        scenario, kwargs, mosquitto, desk_for, device_for):
+    movement = traces.SCENARIOS[scenario](0, **kwargs)
+    movement_s = len(movement) / RATE - (WALK_S - KEEP_WALK_S)
+    desk = desk_for(mosquitto)
+    dev = device_for(mosquitto, prealarm_s=2)
+    desk.wait_for("status", state="online")
+
+    started_at = time.monotonic()
+    dev.play(then_a_fall(movement))
+    first = desk.wait_for("event", type="pre_alarm_started", timeout=movement_s + 30)
+    heard_after_s = time.monotonic() - started_at
+
+    assert first.body["cause"] == "fall"
+    assert heard_after_s > movement_s, (
+        "pre-alarm %.1f s into a %.1f s %s: raised by the movement, not the fall"
+        % (heard_after_s, movement_s, scenario))
+    assert desk.wait_for("alarm", type="man_down", timeout=10).body["cause"] == "fall"
