@@ -18,6 +18,7 @@ COMMANDS: dict = {
     "demo": ("lonewatch.commands.demo", "run broker, gateway, dashboard and simulated devices in one process"),
     "gateway": ("lonewatch.commands.gateway", "run the gateway and the dashboard against a broker"),
     "alarms": ("lonewatch.commands.alarms", "list incidents from a gateway database"),
+    "sim": ("lonewatch.commands.sim", "simulated wearables, fleets and scripted scenarios checked at the gateway"),
     "password": ("lonewatch.commands.password", "make a password hash for a dashboard operator"),
     "bench": {
         "mandown": ("bench.mandown", "man-down detector on recordings in the SisFall-50Hz format"),

@@ -6,6 +6,7 @@ a bounded time, on SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from contextlib import AsyncExitStack
@@ -68,3 +69,231 @@ async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: a
         log.info("stopping")
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
+
+
+def _toml(tables: dict) -> str:
+    """The gateway config the simulator writes: tables of scalars and lists."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise ValueError(f"cannot write {v!r} into the gateway config")
+    return "".join(f"[{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in table.items())
+                   for name, table in tables.items())
+
+
+class SimWorld:
+    """What `lonewatch sim` runs: devices, and unless it joins a broker, the
+    embedded broker and the real gateway on a database in `workdir`. A
+    scenario's timeline acts on it (device_action, action) and is checked
+    against its incidents() and felt()."""
+
+    def __init__(self, workdir, *, broker_url=None, mqtt_port=None, devices=None, firmware=0, site=None,
+                 seed=None, heap_kb=None, scenario=None, control_port=None):
+        from gateway.broker import EmbeddedBroker
+        from simulator.fleet import Fleet
+        from simulator.ports import free_port
+
+        self.workdir = workdir
+        self.scenario = scenario
+        self.site = site or (scenario.site if scenario else "sim")
+        self.broker = None if broker_url else EmbeddedBroker(mqtt_port or free_port())
+        self.mqtt_url = broker_url or self.broker.url
+        self.gateway = None
+        self.config = None
+        self.problems: list[str] = []
+        self.control_port = control_port or free_port()
+        self._control = None
+        self.fleet = Fleet(self.mqtt_url, 0, site=self.site, seed=seed, incident_every_s=None,
+                           flash=str(workdir / "fleet"))
+        if scenario is not None:
+            for d in scenario.devices:
+                self.fleet.add(d.name, worker=d.worker, battery_pct=d.battery_pct,
+                               **{**scenario.settings, **d.settings})
+        for n in range(1, (3 if devices is None and scenario is None else devices or 0) + 1):
+            self.fleet.add(f"sim-{n:03d}")
+        self._connected_ever: set[str] = set()
+
+    # ---- lifecycle ----------------------------------------------------------
+
+    def _gateway_config(self):
+        from gateway.config import load_config
+
+        tables = {name: dict(values) for name, values in (self.scenario.gateway if self.scenario else {}).items()}
+        tables.setdefault("gateway", {})["db"] = str(self.workdir / "gateway.db")
+        tables.setdefault("mqtt", {})["url"] = self.mqtt_url
+        tables.setdefault("devices", {})["registered"] = self.device_names()
+        path = self.workdir / "gateway.toml"
+        path.write_text(_toml(tables))
+        return load_config(str(path))
+
+    async def start(self) -> None:
+        if self.broker is not None:
+            self.config = self._gateway_config()
+            await self.broker.start()
+            await self._start_gateway()
+        await self.fleet.start()
+        await self._start_control()
+
+    async def _start_gateway(self) -> None:
+        from gateway.service import Gateway
+
+        gateway = Gateway(self.config)
+        await gateway.start()
+        self.gateway = gateway
+
+    async def stop(self, part_timeout_s: float) -> None:
+        if self._control is not None:
+            await _stop_within("control endpoint", self._control.cleanup)
+        await _stop_within("simulated devices", self.fleet.stop)
+        if self.gateway is not None:
+            await _stop_within("gateway", self.gateway.stop)
+            self.gateway = None
+        if self.broker is not None:
+            await _stop_within("broker", self.broker.stop)
+
+    # ---- what happens -------------------------------------------------------
+
+    def device_names(self) -> list[str]:
+        return [d.device for d in self.fleet.devices]
+
+    async def device_action(self, name: str, action: str, params: dict) -> None:
+        if name not in self.fleet.by_name:
+            raise ValueError(f"no device {name!r}")
+        self.fleet.act(name, action, params)
+
+    async def action(self, action: str, params: dict) -> None:
+        if action in ("broker_down", "broker_up", "gateway_kill", "gateway_start", "acknowledge", "resolve") \
+                and self.broker is None:
+            raise RuntimeError(f"{action} needs the simulator's own broker and gateway (run without --broker)")
+        if action == "broker_down":
+            await self.broker.stop()
+        elif action == "broker_up":
+            await self.broker.start()
+        elif action == "gateway_kill":
+            await self.gateway.stop()
+            self.gateway = None
+        elif action == "gateway_start":
+            await self._start_gateway()
+        elif action in ("acknowledge", "resolve"):
+            await self._desk(action, params)
+        else:
+            raise ValueError(f"unknown action {action!r}")
+
+    async def _desk(self, action: str, params: dict) -> None:
+        device = params["device"]
+        if self.gateway is None:
+            self.problems.append(f"{action} {device}: the gateway is not running")
+            return
+        open_ = [i for i in self.gateway.store.list_incidents(state="open") if i["device"] == device]
+        if not open_:
+            self.problems.append(f"{action} {device}: the desk found no open incident")
+            return
+        if action == "acknowledge":
+            await self.gateway.acknowledge(open_[0]["id"], "sim-desk")
+        else:
+            await self.gateway.resolve(open_[0]["id"], "sim-desk", params.get("reason", "test"))
+
+    def _read(self, what):
+        if self.gateway is not None:
+            return what(self.gateway.store)
+        if self.config is None:
+            return []
+        from gateway.store import Store
+        store = Store(self.config.db)
+        try:
+            return what(store)
+        finally:
+            store.close()
+
+    def incidents(self) -> list[dict]:
+        return self._read(lambda store: store.list_incidents(limit=100000))
+
+    def rejects(self) -> list[str]:
+        """What the gateway refused, one line each: a simulated device must never send such a thing."""
+        return self._read(lambda store: [f"the gateway rejected a message on {r['topic']}: {r['reason']} ({r['detail']})"
+                                         for r in reversed(store.list_rejects(limit=100000))])
+
+    def felt(self) -> dict[str, list[str]]:
+        return {d.device: [p for _, p in d.felt] for d in self.fleet.devices}
+
+    def describe(self) -> list[dict]:
+        return [d.describe() for d in self.fleet.devices]
+
+    def summary(self) -> dict:
+        devices = self.fleet.devices
+        for d in devices:
+            if d.online:
+                self._connected_ever.add(d.device)
+        felt = [p for d in devices for _, p in d.felt]
+        gateway = self.gateway
+        return {
+            "devices": len(devices),
+            "online": sum(1 for d in devices if d.online),
+            "connected_ever": len(self._connected_ever),
+            "messages_sent": sum(sum(d.sent.values()) for d in devices),
+            "alarms_raised": felt.count("alarm_queued"),
+            "alarms_delivered": felt.count("delivered"),
+            "alarms_acknowledged": felt.count("help_coming"),
+            "incidents": len(gateway.store.list_incidents(limit=100000)) if gateway else None,
+            "rejected": sum(gateway.ingest.counters.rejected.values()) if gateway else None,
+            "problems": list(self.problems),
+        }
+
+    def banner(self) -> str:
+        kinds = f"{len(self.fleet.devices)} fleet device(s) on site {self.site!r}"
+        lines = ["lonewatch sim is running", f"  devices:  {kinds}",
+                 f"  broker:   {self.mqtt_url}{' (embedded amqtt)' if self.broker else ''}"]
+        if self.config is not None:
+            lines.append(f"  gateway:  database {self.config.db} (temporary)")
+        lines.append(f"  control:  http://127.0.0.1:{self.control_port}/devices")
+        if self.scenario is not None:
+            lines.append(f"  scenario: {self.scenario.name} ({self.scenario.duration_s:g} s)")
+        lines.append("Press Ctrl-C to stop.")
+        return "\n".join(lines)
+
+    # ---- driving devices by hand --------------------------------------------
+
+    async def _start_control(self) -> None:
+        from simulator.scenario import DEVICE_ACTIONS
+
+        async def list_devices(request):
+            return web.json_response(self.describe())
+
+        async def act(request):
+            name, action = request.match_info["name"], request.match_info["action"]
+            if name not in self.fleet.by_name:
+                return web.json_response({"error": f"no device {name!r}"}, status=404)
+            if action not in DEVICE_ACTIONS:
+                return web.json_response({"error": f"unknown action {action!r}; known: {', '.join(DEVICE_ACTIONS)}"},
+                                         status=400)
+            params = dict(request.query)
+            for key, value in list(params.items()):
+                kind = DEVICE_ACTIONS[action].get(key)
+                if kind is None:
+                    return web.json_response({"error": f"{action}: unknown parameter {key!r}"}, status=400)
+                try:
+                    params[key] = kind(value)
+                except ValueError:
+                    return web.json_response({"error": f"{action}: {key} must be {kind.__name__}"}, status=400)
+            await self.device_action(name, action, params)
+            return web.json_response({"device": name, "action": action, "params": params})
+
+        app = web.Application()
+        app.router.add_get("/devices", list_devices)
+        app.router.add_post("/devices/{name}/{action}", act)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.control_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise RuntimeError(f"cannot serve the control endpoint on 127.0.0.1:{self.control_port} "
+                               f"({exc.strerror}); choose another with --control-port") from exc
+        self._control = runner

@@ -104,6 +104,7 @@ class FleetDevice:
         self._attempts = 0
         self._button_down = False
         self._button_timer = None
+        self._silent = None  # the socket of a link cut by cut_wifi
 
     # ---- power --------------------------------------------------------------
 
@@ -237,12 +238,21 @@ class FleetDevice:
         self._every(delay, lambda: self.fleet.want_connect(self) if self.powered else None)
 
     def cut_wifi(self) -> None:
+        """Out of range: nothing more goes either way, and no one says so; the
+        broker notices only when the keep-alive runs out."""
         self.wifi = False
-        self._drop_connection()
+        if self.client is not None:
+            if not self.online:
+                self.fleet.connect_done(self)
+            self._silent = self.loop.detach(self.client)
+            self.client, self.online, self._inflight = None, False, None
 
     def restore_wifi(self) -> None:
         if not self.wifi:
             self.wifi = True
+            if self._silent is not None:
+                self._silent.close()
+                self._silent = None
             if self.powered and self.client is None:
                 self._attempts = 0
                 self.fleet.want_connect(self)
@@ -381,6 +391,12 @@ class FleetDevice:
                                               duration_s=duration_s, wall_time=round(time.time(), 3),
                                               battery_pct=self.battery, location=self.location))
 
+    def drain_battery(self, to_pct: int = 10, over_s: float = 10.0) -> None:
+        """The battery runs down to to_pct over over_s, a percent at a time."""
+        steps = max(1, self.battery - to_pct)
+        for n in range(1, steps + 1):
+            self.loop.call_later(over_s * n / steps, lambda pct=self.battery - n: self.set_battery(pct))
+
     def set_battery(self, pct: int) -> None:
         was, self.battery = self.battery, max(0, min(100, int(pct)))
         if self.battery < self.cfg["low_battery_pct"] <= was:
@@ -499,6 +515,32 @@ class Fleet:
     def call(self, device: FleetDevice, method: str, *args) -> None:
         """Run device.method(*args) on the fleet's thread."""
         self.loop.call_soon_threadsafe(lambda: getattr(device, method)(*args))
+
+    def act(self, name: str, action: str, params: dict) -> None:
+        """A scenario or control action (simulator.scenario.DEVICE_ACTIONS) on
+        device `name`, from any thread."""
+        device = self.by_name[name]
+        calls = {
+            "press": lambda: device.press(params.get("ms", 150)),
+            "hold": lambda: device.hold(params.get("ms")),
+            "presses": lambda: device.presses(params.get("n", 3)),
+            "check_in": lambda: device.presses(2),
+            "fall": lambda: device.man_down("fall"),
+            "no_motion": lambda: device.man_down("no_motion"),
+            "tilt": lambda: device.man_down("tilt"),
+            "cut_wifi": device.cut_wifi,
+            "restore_wifi": device.restore_wifi,
+            "battery": lambda: device.set_battery(params["pct"]),
+            "drain": lambda: device.drain_battery(params.get("to_pct", 10), params.get("over_s", 10.0)),
+            "power_off": device.power_off,
+            "power_on": device.power_on,
+            "power_cycle": lambda: device.power_cycle(params.get("off_s", 1.0)),
+            "session_start": lambda: device.session("session_start", params.get("duration_s", 3600)),
+            "session_end": lambda: device.session("session_end"),
+        }
+        if action not in calls:
+            raise ValueError(f"unknown action {action!r}; known: {', '.join(calls)}")
+        self.loop.call_soon_threadsafe(calls[action])
 
     def connected(self) -> int:
         return sum(1 for d in self.devices if d.online)

@@ -67,6 +67,14 @@ class NetLoop:
         client.on_socket_register_write = self._want_write
         client.on_socket_unregister_write = self._done_writing
 
+    def detach(self, client):
+        """Stop serving this client without closing its socket (a link that
+        went silent); returns the socket, or None."""
+        sock = client.socket()
+        if sock is not None:
+            self._closed(client, None, sock)
+        return sock
+
     def _opened(self, client, userdata, sock) -> None:
         self._selector.register(sock, selectors.EVENT_READ, client)
         self._clients.add(client)
