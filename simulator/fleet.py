@@ -98,6 +98,7 @@ class FleetDevice:
         self.wifi = True
         self.online = False
         self.boots = 0
+        self.states = self.box = None  # made at power-on, as on the device
         self.client: mqtt.Client | None = None
         self._timers: list = []
         self._inflight: tuple | None = None  # (mid, outbox key, kind)
@@ -435,8 +436,8 @@ class FleetDevice:
 
     def describe(self) -> dict:
         return {"device": self.device, "worker": self.worker, "powered": self.powered, "wifi": self.wifi,
-                "online": self.online, "state": self.states.state if self.powered else "off",
-                "battery_pct": self.battery, "outbox": len(self.box) if self.powered else None,
+                "online": self.online, "state": self.states.state if self.powered and self.states else "off",
+                "battery_pct": self.battery, "outbox": len(self.box) if self.box is not None else None,
                 "felt": [p for _, p in self.felt[-5:]]}
 
     def goodbye(self) -> None:
