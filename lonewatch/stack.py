@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import signal
+import time
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -20,10 +21,13 @@ PART_STOP_TIMEOUT_S = 1.2
 
 
 async def _stop_within(name: str, stop) -> None:
+    started = time.monotonic()
     try:
         await asyncio.wait_for(stop(), PART_STOP_TIMEOUT_S)
     except Exception as exc:  # a part that will not stop must not keep the rest running
         log.error("stopping %s: %s", name, exc or type(exc).__name__)
+    else:
+        log.debug("stopped %s in %.2f s", name, time.monotonic() - started)
 
 
 async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: asyncio.Event | None = None) -> None:
