@@ -26,8 +26,8 @@ from pathlib import Path
 import aiohttp
 import paho.mqtt.client as mqtt
 
-from gateway.accounts import hash_password
 from contract import protocol
+from gateway.accounts import hash_password
 from simulator.loadgen import MIXES
 from simulator.ports import free_port, wait_for_port
 
@@ -64,7 +64,7 @@ def production_delivery_settings() -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen, int]:
+def start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     if kind == "mosquitto":
         if not os.path.exists(MOSQUITTO):
@@ -82,7 +82,7 @@ def _start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -183,7 +183,7 @@ async def measure_latency(mqtt_port: int, http_port: int, password: str, probes:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         base = f"http://127.0.0.1:{http_port}"
         async with session.post(f"{base}/login", data={"name": "bench", "password": password},
-                                allow_redirects=False) as r:
+                                headers={"Origin": base}, allow_redirects=False) as r:
             if r.status != 302 or r.headers.get("Location") != "/":
                 raise RuntimeError("could not log in to the dashboard")
         async with session.ws_connect(f"{base}/ws") as ws:
@@ -228,7 +228,7 @@ def _percentile(values: list[float], p: float) -> float:
 def run(args) -> int:
     with tempfile.TemporaryDirectory(prefix="lonewatch-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        broker, mqtt_port = _start_broker(args.broker, tmp)
+        broker, mqtt_port = start_broker(args.broker, tmp)
         procs = [broker]
         try:
             print(f"broker: {args.broker} on 127.0.0.1:{mqtt_port}", flush=True)
@@ -266,7 +266,7 @@ def run(args) -> int:
             latencies = asyncio.run(measure_latency(mqtt_port, http_port, password, args.probes, args.probe_rate))
         finally:
             for proc in reversed(procs):
-                _stop(proc)
+                stop(proc)
 
     result = {
         "broker": args.broker,

@@ -12,7 +12,6 @@ MAN_DOWN_CAUSES = ("fall", "no_motion", "tilt")
 # A person in danger. Any of these from one device while one is open is the
 # same emergency, so it attaches to the open incident.
 PERSON_TYPES = ("panic", "man_down", "overdue")
-TECHNICAL_CAUSES = ("offline", "lost_contact", "low_battery", "unreadable_alarm", "sensor_fault")
 
 # Most urgent first.
 PRIORITIES = ("critical", "warning")
@@ -28,9 +27,11 @@ CAUSE_LABELS = {
     "tilt": "lying tilted",
     "offline": "switched off or out of range",
     "lost_contact": "lost contact",
+    "never_seen": "never heard from since enrolled",
     "low_battery": "low battery",
     "unreadable_alarm": "unreadable alarm",
-    "sensor_fault": "sensor fault",
+    "sensor_missing": "no motion sensor: man-down is off",
+    "sensor_failed": "motion sensor failed: man-down is off",
 }
 
 # raised --acknowledge--> acknowledged --resolve--> resolved; raised --resolve--> resolved

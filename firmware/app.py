@@ -13,9 +13,10 @@ import sys
 import time
 
 import machine
-import network
+from micropython import const
 
 import alarmstate
+import board
 import feedback
 import gestures
 import link
@@ -26,18 +27,17 @@ import protocol
 import sensor
 import sntp
 import version
-import pins
 
 BOOT_PATH = "boot.txt"
 OUTBOX_PATH = "outbox.log"
-BUTTON_MS = 10
-SENSOR_MS = 20
-SUPERVISOR_MS = 500
+_BUTTON_MS = const(10)
+_SENSOR_MS = const(20)
+_SUPERVISOR_MS = const(500)
 # A technical alarm after this many failed sensor reads in a row (1 s).
-SENSOR_FAILURES = 50
-NTP_EVERY_MS = 3600 * 1000
-HEAP_REPORT_MS = 5000
-LOW_BATTERY_EVERY_MS = 10 * 60 * 1000
+_SENSOR_FAILURES = const(50)
+_NTP_EVERY_MS = const(3600 * 1000)
+_HEAP_REPORT_MS = const(5000)
+_LOW_BATTERY_EVERY_MS = const(10 * 60 * 1000)
 
 
 def next_boot():
@@ -56,30 +56,12 @@ def next_boot():
     return boot
 
 
-class Board:
-    """The ESP32's peripherals, from the one pin map."""
-
-    def __init__(self, cfg):
-        Pin = machine.Pin
-        self.button = Pin(pins.BUTTON, Pin.IN, Pin.PULL_UP)
-        self.buzzer = machine.PWM(Pin(pins.BUZZER, Pin.OUT), freq=2700, duty_u16=0)
-        self.vibration = Pin(pins.VIBRATION, Pin.OUT, value=0)
-        self.led = Pin(pins.LED, Pin.OUT, value=0)
-        self.adc = machine.ADC(Pin(pins.BATTERY), atten=machine.ADC.ATTN_11DB)
-        self.i2c = machine.I2C(0, scl=Pin(pins.I2C_SCL), sda=Pin(pins.I2C_SDA), freq=400000)
-        self.wlan = network.WLAN(network.STA_IF)
-        self.wlan.active(True)
-
-    def pressed(self):
-        return self.button.value() == 0  # active low
-
-
 class App:
     def __init__(self, cfg, boot):
         self.cfg = cfg
         self.boot = boot
         self.seq = 0
-        self.board = Board(cfg)
+        self.board = board.Board()
         self.player = feedback.Player(self.board.buzzer, self.board.vibration,
                                       self.board.led, cfg["silent"])
         self.box = outbox.Outbox(OUTBOX_PATH, cfg["outbox_max"],
@@ -130,9 +112,11 @@ class App:
 
     def queue(self, kind, body):
         # Flash first, then the network: the outbox write is the commitment.
-        self.box.add(kind, json.dumps(body))
-        if kind != "heartbeat":
-            print("queued %s %s %s" % (kind, body.get("id"), body.get("type")))
+        if kind == outbox.HEARTBEAT:
+            self.box.add(kind, json.dumps(body))
+        else:
+            self.box.add(kind, json.dumps(body), body["id"], body["uptime_ms"])
+            print("queued %s %s %s" % (kind, body["id"], body["type"]))
         self.link.wake.set()
 
     def raise_technical(self, cause):
@@ -161,9 +145,13 @@ class App:
         # wearer's press says "I'm OK".
 
     def on_command(self, topic, payload):
-        cmd = protocol.parse_cmd(payload)
+        import commands
+        try:
+            cmd, problem = commands.parse(payload)
+        finally:
+            _forget(commands)
         if cmd is None:
-            print("cmd: ignored, not a v1 command: %r" % (bytes(payload[:60]),))
+            print("cmd: refused (%s): %r" % (problem, bytes(payload[:60])))
             return
         name = cmd["cmd"]
         print("cmd: %s %s" % (name, cmd.get("ref", "")))
@@ -178,9 +166,7 @@ class App:
         elif name == "session_due":
             self.player.play(patterns.SESSION_DUE)
         elif name == "config":
-            self.apply_config(cmd.get("config"))
-        else:
-            print("cmd: unknown command %r ignored" % name)
+            self.apply_config(cmd["config"])
 
     def apply_config(self, changes):
         config = _import_config()
@@ -224,7 +210,7 @@ class App:
 
     def on_online(self):
         if self.cfg["ntp_host"] and (self.last_ntp is None or time.ticks_diff(
-                time.ticks_ms(), self.last_ntp) > NTP_EVERY_MS):
+                time.ticks_ms(), self.last_ntp) > _NTP_EVERY_MS):
             self.last_ntp = time.ticks_ms()
             asyncio.create_task(self.sync_clock())
 
@@ -246,7 +232,7 @@ class App:
             for g in self.gestures.update(self.board.pressed(), now):
                 self.on_gesture(g)
             self.progress["button"] = now
-            await asyncio.sleep_ms(BUTTON_MS)
+            await asyncio.sleep_ms(_BUTTON_MS)
 
     async def sensor_task(self):
         failures = 0
@@ -262,7 +248,7 @@ class App:
                         self.on_detector(code, now)
                 except OSError as e:
                     failures += 1
-                    if failures == SENSOR_FAILURES:
+                    if failures == _SENSOR_FAILURES:
                         print("sensor: %d reads failed (%r)" % (failures, e))
                         self.raise_technical("sensor_failed")
             self.carry_out(self.states.tick(now), now)
@@ -273,7 +259,7 @@ class App:
             else:
                 self.player.set_background(None)
             self.progress["sensor"] = now
-            due = time.ticks_add(due, SENSOR_MS)
+            due = time.ticks_add(due, _SENSOR_MS)
             wait = time.ticks_diff(due, time.ticks_ms())
             if wait < -100:  # fell far behind (GC, flash write): resynchronise
                 due = time.ticks_ms()
@@ -285,7 +271,7 @@ class App:
         while True:
             self.send_heartbeat()
             if self.battery_pct < self.cfg["low_battery_pct"] and (
-                    last_low is None or time.ticks_diff(time.ticks_ms(), last_low) > LOW_BATTERY_EVERY_MS):
+                    last_low is None or time.ticks_diff(time.ticks_ms(), last_low) > _LOW_BATTERY_EVERY_MS):
                 last_low = time.ticks_ms()
                 self.player.play(patterns.LOW_BATTERY)
             self.progress["heartbeat"] = time.ticks_ms()
@@ -306,14 +292,14 @@ class App:
                     print("supervisor: a task ended, resetting")
                     machine.reset()
             wdt.feed()
-            if time.ticks_diff(now, last_report) >= HEAP_REPORT_MS:
+            if time.ticks_diff(now, last_report) >= _HEAP_REPORT_MS:
                 # Live heap: what is still referenced after a collection.
                 last_report = now
                 gc.collect()
                 used = gc.mem_alloc()
                 self.heap_peak = max(self.heap_peak, used)
                 print("heap: used %d peak %d free %d" % (used, self.heap_peak, gc.mem_free()))
-            await asyncio.sleep_ms(SUPERVISOR_MS)
+            await asyncio.sleep_ms(_SUPERVISOR_MS)
 
     async def run(self):
         try:
@@ -342,28 +328,6 @@ async def guarded(name, coro):
         machine.reset()
 
 
-def show_bad_config(message):
-    """No valid config: say why on the REPL and blink/beep BAD_CONFIG until
-    someone fixes it. No watchdog is started, so this is not a boot loop."""
-    print("CONFIG ERROR: %s" % message)
-    print("Fix config.json on the device (mpremote fs cp config.json :config.json) and reset.")
-    Pin = machine.Pin
-    buzzer = machine.PWM(Pin(pins.BUZZER, Pin.OUT), freq=2700, duty_u16=0)
-    vibration = Pin(pins.VIBRATION, Pin.OUT, value=0)
-    led = Pin(pins.LED, Pin.OUT, value=0)
-    rounds = 0
-    while True:
-        for hz, vib, on, ms in patterns.steps(patterns.BAD_CONFIG):
-            buzzer.freq(hz or 2700)
-            buzzer.duty_u16(feedback.DUTY_ON if hz else 0)
-            vibration.value(vib)
-            led.value(on)
-            time.sleep_ms(ms)
-        rounds += 1
-        if rounds % 30 == 0:
-            print("CONFIG ERROR: %s" % message)
-
-
 def _import_config():
     import config
     return config
@@ -382,7 +346,8 @@ def main():
         cfg = config.load()
         mandown.Detector(cfg["mandown"])  # its own settings are checked by it
     except (config.ConfigError, ValueError) as e:
-        show_bad_config(str(e))
+        import badconfig
+        badconfig.show_bad_config(str(e))
         return
     _forget(config)
     boot = next_boot()

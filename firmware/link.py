@@ -6,18 +6,18 @@
 # will, command subscription. The button and sensor tasks never wait on
 # anything here; they add to the outbox and set `wake`.
 import asyncio
-import json
 import time
+from micropython import const
 
 import mqtt
 import protocol
 import version
 from outbox import ALARM, HEARTBEAT
 
-WIFI_JOIN_MS = 15000
-WIFI_POLL_MS = 250
+_WIFI_JOIN_MS = const(15000)
+_WIFI_POLL_MS = const(250)
 # Idle check interval: how quickly a dropped Wi-Fi is noticed with nothing to send.
-IDLE_CHECK_MS = 1000
+_IDLE_CHECK_MS = const(1000)
 
 
 class Link:
@@ -55,9 +55,9 @@ class Link:
             print("link: Wi-Fi connect failed: %r" % (e,))
             return False
         waited = 0
-        while waited < WIFI_JOIN_MS:
-            await asyncio.sleep_ms(WIFI_POLL_MS)
-            waited += WIFI_POLL_MS
+        while waited < _WIFI_JOIN_MS:
+            await asyncio.sleep_ms(_WIFI_POLL_MS)
+            waited += _WIFI_POLL_MS
             if self.wlan.isconnected():
                 return True
         return False
@@ -102,23 +102,22 @@ class Link:
             record = self.box.next_to_send(time.ticks_ms())
             if record is None:
                 # Idle, or only alarms waiting for `delivered`: look again
-                # within IDLE_CHECK_MS, so an overdue one goes out again.
+                # within _IDLE_CHECK_MS, so an overdue one goes out again.
                 self.wake.clear()
                 try:
-                    await asyncio.wait_for_ms(self.wake.wait(), IDLE_CHECK_MS)
+                    await asyncio.wait_for_ms(self.wake.wait(), _IDLE_CHECK_MS)
                 except asyncio.TimeoutError:
                     pass
                 continue
-            key, kind, payload, resend = record
+            key, kind, rid, uptime_ms, payload, resend = record
             if resend:
                 print("link: no delivered for alarm %d within %d s, sending it again"
                       % (key, self.cfg["delivered_timeout_s"]))
             if kind == HEARTBEAT:
                 data = payload.encode()
             else:
-                body = json.loads(payload)
                 data = protocol.encode_for_send(
-                    body, protocol.sent_uptime(body, time.ticks_ms(), self.boot))
+                    payload, protocol.sent_uptime(rid, uptime_ms, time.ticks_ms(), self.boot))
             qos = protocol.QOS[kind]
             try:
                 await self.client.publish(self.topic_base + kind, data, qos, False, timeout)

@@ -4,16 +4,17 @@
 # nothing about reconnecting; link.py owns that policy.
 import asyncio
 import time
+from micropython import const
 
-CONNECT = 0x10
-CONNACK = 0x20
-PUBLISH = 0x30
-PUBACK = 0x40
-SUBSCRIBE = 0x82  # the spec requires flags 0010
-SUBACK = 0x90
-PINGREQ = 0xC0
-PINGRESP = 0xD0
-DISCONNECT = 0xE0
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)  # the spec requires flags 0010
+_SUBACK = const(0x90)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
 
 # Platform quirks, named so they are found and not rediscovered:
 # - DNS (getaddrinfo) blocks the whole VM on the ESP32; configure the broker
@@ -22,8 +23,11 @@ DISCONNECT = 0xE0
 #   so the link is declared dead after KEEPALIVE_GRACE keepalive periods
 #   without any packet from the broker, not when TCP notices.
 KEEPALIVE_GRACE = 1.5
-# Refuse larger incoming packets instead of allocating them (about 100 KB heap).
-MAX_INCOMING = 4096
+# Larger incoming packets are not allocated (about 100 KB heap): a PUBLISH
+# is read past in _SKIP_CHUNK pieces and acknowledged unseen, anything else
+# ends the session.
+_MAX_INCOMING = const(4096)
+_SKIP_CHUNK = const(256)
 
 CONNACK_ERRORS = {
     1: "unacceptable protocol version",
@@ -95,7 +99,7 @@ class Client:
                 flags |= 0x40
                 payload += _str(self.password)
         header = _str("MQTT") + bytes((4, flags, self.keepalive_s >> 8, self.keepalive_s & 0xFF))
-        return _packet(CONNECT, header + payload)
+        return _packet(_CONNECT, header + payload)
 
     async def connect(self, host, port, timeout_ms=10000):
         """Open the session; returns session_present. Raises OSError/MQTTError."""
@@ -104,7 +108,7 @@ class Client:
             asyncio.open_connection(host, port), timeout_ms)
         try:
             await self._write(self._connect_packet())
-            first, body = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)
+            first, body, _ = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)
         except EOFError:
             # The broker took the TCP connection and closed it before its
             # CONNACK (shutting down, or over its connection limit): a failed
@@ -114,7 +118,7 @@ class Client:
         except Exception:
             self.close()
             raise
-        if first != CONNACK or len(body) != 2:
+        if first != _CONNACK or len(body) != 2:
             self.close()
             raise MQTTError("expected CONNACK, got packet type 0x%02x" % first)
         if body[1]:
@@ -145,7 +149,7 @@ class Client:
     async def disconnect(self):
         if self.connected:
             try:
-                await self._write(bytes((DISCONNECT, 0)))
+                await self._write(bytes((_DISCONNECT, 0)))
             except OSError:
                 pass
         self.close()
@@ -155,7 +159,7 @@ class Client:
         Raises MQTTError if the connection is lost or the PUBACK is late."""
         if not self.connected:
             raise MQTTError("not connected")
-        first = PUBLISH | (qos << 1) | (1 if retain else 0)
+        first = _PUBLISH | (qos << 1) | (1 if retain else 0)
         body = _str(topic)
         pid = 0
         if qos:
@@ -166,7 +170,7 @@ class Client:
     async def subscribe(self, topic, qos=1, timeout_ms=10000):
         pid = self._next_pid()
         body = bytes((pid >> 8, pid & 0xFF)) + _str(topic) + bytes((qos,))
-        await self._send_and_wait(_packet(SUBSCRIBE, body), pid, timeout_ms)
+        await self._send_and_wait(_packet(_SUBSCRIBE, body), pid, timeout_ms)
 
     async def _send_and_wait(self, packet, pid, timeout_ms):
         if pid:
@@ -198,6 +202,9 @@ class Client:
             await writer.drain()
 
     async def _read_packet(self):
+        """(first byte, body, dropped): dropped is the remaining length of a
+        PUBLISH too large to hold, whose body is then only its topic and
+        packet id."""
         reader = self._reader
         head = await reader.readexactly(1)
         length = 0
@@ -210,20 +217,38 @@ class Client:
                 break
             if shift > 21:
                 raise MQTTError("malformed remaining length")
-        if length > MAX_INCOMING:
-            raise MQTTError("incoming packet of %d bytes is too large" % length)
+        if length > _MAX_INCOMING:
+            if head[0] & 0xF0 != _PUBLISH:
+                raise MQTTError("incoming packet of %d bytes is too large" % length)
+            # Refusing the session instead would not help: the broker
+            # delivers the message again on every reconnect, for ever.
+            return head[0], await self._skip_payload(head[0], length), length
         body = await reader.readexactly(length) if length else b""
-        return head[0], body
+        return head[0], body, 0
+
+    async def _skip_payload(self, first, length):
+        reader = self._reader
+        tlen = await reader.readexactly(2)
+        header = 2 + ((tlen[0] << 8) | tlen[1]) + (2 if first & 0x06 else 0)
+        if header > length:
+            raise MQTTError("malformed PUBLISH")
+        head = tlen + await reader.readexactly(header - 2)
+        left = length - header
+        while left:
+            n = min(left, _SKIP_CHUNK)
+            await reader.readexactly(n)
+            left -= n
+        return head
 
     async def _receive(self):
         try:
             while True:
-                first, body = await self._read_packet()
+                first, body, dropped = await self._read_packet()
                 self._last_rx = time.ticks_ms()
                 kind = first & 0xF0
-                if kind == PUBLISH:
-                    await self._incoming(first, body)
-                elif kind in (PUBACK, SUBACK):
+                if kind == _PUBLISH:
+                    await self._incoming(first, body, dropped)
+                elif kind in (_PUBACK, _SUBACK):
                     event = self._acks.get((body[0] << 8) | body[1])
                     if event:
                         event.set()
@@ -233,7 +258,7 @@ class Client:
             print("mqtt: connection lost (%r)" % (e,))
         self.close()
 
-    async def _incoming(self, first, body):
+    async def _incoming(self, first, body, dropped):
         qos = (first >> 1) & 3
         tlen = (body[0] << 8) | body[1]
         topic = body[2:2 + tlen].decode()
@@ -241,13 +266,16 @@ class Client:
         if qos:
             pid = body[pos:pos + 2]
             pos += 2
-        if self.on_message:
+        if dropped:
+            print("mqtt: dropped a %d-byte message on %s (limit %d)"
+                  % (dropped - len(body), topic, _MAX_INCOMING))
+        elif self.on_message:
             try:
                 self.on_message(topic, body[pos:])
             except Exception as e:  # a bad command must not end the session
                 print("mqtt: handler failed for %s: %r" % (topic, e))
         if qos:
-            await self._write(bytes((PUBACK, 2)) + pid)
+            await self._write(bytes((_PUBACK, 2)) + pid)
 
     async def _keepalive(self):
         period_ms = self.keepalive_s * 1000
@@ -258,7 +286,7 @@ class Client:
                 self.close()
                 return
             try:
-                await self._write(bytes((PINGREQ, 0)))
+                await self._write(bytes((_PINGREQ, 0)))
             except OSError:
                 self.close()
                 return

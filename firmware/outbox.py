@@ -5,8 +5,14 @@
 # it). Pure logic over a file, so it runs under CPython too.
 #
 # The file is an append-only log, one record per line:
-#     CRC32HEX +KEY KIND JSON     a message (added)
-#     CRC32HEX -KEY               it is done: PUBACKed event, delivered alarm
+#     CRC32HEX +KEY KIND ID UPTIME JSON   a message (added)
+#     CRC32HEX -KEY                       it is done: PUBACKed event, delivered alarm
+# ID and UPTIME are the record's id and uptime_ms, kept beside its encoded
+# JSON so that nothing on the device decodes a record again to match a
+# `delivered` or to stamp the send time. Firmware before this format wrote
+# `+KEY KIND JSON`; such lines are still read (once, at boot: the JSON is
+# decoded for its id and uptime) so an alarm waiting on flash across a
+# firmware update is sent like any other.
 # A power cut mid-append leaves at worst one torn last line; its checksum
 # fails and it is skipped. Compaction writes the live records to a new file
 # and renames it over the old one (atomic on LittleFS and POSIX).
@@ -45,9 +51,18 @@ def _parse(line):
     return body
 
 
-def _record(key, kind, payload, persisted):
-    alarm_id = json.loads(payload)["id"] if kind == ALARM else None
-    return [key, kind, payload, persisted, alarm_id, None]
+def _added(key, kind, rid, uptime_ms, payload):
+    return "+%d %s %s %d %s" % (key, kind, rid, uptime_ms, payload)
+
+
+def _from_line(body):
+    """(key, kind, id, uptime_ms, payload) of an added record's line body."""
+    key, kind, rest = body[1:].split(" ", 2)
+    if rest[0] == "{":  # the older format: the JSON alone
+        fields = json.loads(rest)
+        return int(key), kind, fields["id"], fields["uptime_ms"], rest
+    rid, uptime_ms, payload = rest.split(" ", 2)
+    return int(key), kind, rid, int(uptime_ms), payload
 
 
 class Outbox:
@@ -55,7 +70,7 @@ class Outbox:
         self.path = path
         self.max_records = max_records
         self.delivered_timeout_ms = delivered_timeout_ms
-        # Oldest first: [key, kind, payload, persisted, alarm id, acked_at],
+        # Oldest first: [key, kind, id, uptime_ms, payload, persisted, acked_at],
         # acked_at = ticks_ms of an alarm's PUBACK, None until the broker has it.
         self.records = []
         self.next_key = 1
@@ -76,11 +91,17 @@ class Outbox:
                 if body is None:
                     skipped += 1
                     continue
-                if body[0] == "+":
-                    key, kind, payload = body[1:].split(" ", 2)
-                    live[int(key)] = _record(int(key), kind, payload, True)
-                elif body[0] == "-":
-                    live.pop(int(body[1:]), None)
+                try:
+                    if body[0] == "+":
+                        key, kind, rid, uptime_ms, payload = _from_line(body)
+                        live[key] = [key, kind, rid, uptime_ms, payload, True, None]
+                    elif body[0] == "-":
+                        live.pop(int(body[1:]), None)
+                except (ValueError, KeyError, IndexError):
+                    # A sound checksum over a line this code cannot read: not
+                    # a power cut, so say so instead of failing every boot.
+                    print("outbox: unreadable record %r" % body[:60])
+                    skipped += 1
         self.records = sorted(live.values(), key=lambda r: r[0])
         if self.records:
             self.next_key = self.records[-1][0] + 1
@@ -97,19 +118,21 @@ class Outbox:
         return sum(1 for r in self.records if r[1] == kind)
 
     def next_to_send(self, now):
-        """(key, kind, payload, resend) of the oldest record to send at
-        ticks_ms `now`, or None. An alarm the broker has waits for
+        """(key, kind, id, uptime_ms, payload, resend) of the oldest record
+        to send at ticks_ms `now`, or None. An alarm the broker has waits for
         `delivered`; once that is overdue it is due again (resend=True)."""
         for r in self.records:
-            acked = r[5]
+            acked = r[6]
             if acked is None:
-                return r[0], r[1], r[2], False
+                return r[0], r[1], r[2], r[3], r[4], False
             if ticks_diff(now, acked) >= self.delivered_timeout_ms:
-                return r[0], r[1], r[2], True
+                return r[0], r[1], r[2], r[3], r[4], True
         return None
 
-    def add(self, kind, payload):
-        """Queue a message; heartbeats live in RAM only (stale after a reboot)."""
+    def add(self, kind, payload, rid=None, uptime_ms=None):
+        """Queue a message: `payload` is its JSON, `rid` and `uptime_ms` its
+        id and uptime_ms (alarms and events). Heartbeats live in RAM only
+        (stale after a reboot)."""
         if kind == HEARTBEAT:
             # The newest heartbeat supersedes one still waiting.
             for r in self.records:
@@ -123,8 +146,8 @@ class Outbox:
         self.next_key += 1
         persisted = kind != HEARTBEAT
         if persisted:
-            self._append(_line("+%d %s %s" % (key, kind, payload)))
-        self.records.append(_record(key, kind, payload, persisted))
+            self._append(_line(_added(key, kind, rid, uptime_ms, payload)))
+        self.records.append([key, kind, rid, uptime_ms, payload, persisted, None])
         return key
 
     def _make_room(self, kind):
@@ -146,7 +169,7 @@ class Outbox:
         for r in self.records:
             if r[0] == key:
                 if r[1] == ALARM:
-                    r[5] = now
+                    r[6] = now
                 else:
                     self._drop(r)
                 return
@@ -155,16 +178,16 @@ class Outbox:
         """The gateway stored this alarm: it leaves the outbox. False if it
         is not here (already confirmed, or not ours)."""
         for r in self.records:
-            if r[4] == alarm_id:
+            if r[1] == ALARM and r[2] == alarm_id:
                 self._drop(r)
                 return True
         return False
 
     def _drop(self, r):
         self.records.remove(r)
-        if not r[3]:
+        if not r[5]:
             return
-        if not any(x[3] for x in self.records):
+        if not any(x[5] for x in self.records):
             self._truncate()
         elif self.log_bytes > COMPACT_BYTES:
             self._compact()
@@ -187,8 +210,8 @@ class Outbox:
         size = 0
         with open(tmp, "w") as f:
             for r in self.records:
-                if r[3]:
-                    line = _line("+%d %s %s" % (r[0], r[1], r[2]))
+                if r[5]:
+                    line = _line(_added(r[0], r[1], r[2], r[3], r[4]))
                     f.write(line)
                     size += len(line)
         os.rename(tmp, self.path)

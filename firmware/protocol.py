@@ -85,34 +85,22 @@ def encode(body):
     return json.dumps(body).encode()
 
 
-def encode_for_send(body, sent_uptime_ms):
-    # Records wait in the outbox; the send time is stamped as they leave so the
-    # gateway can date the event by the difference.
-    body["sent_uptime_ms"] = sent_uptime_ms
-    data = json.dumps(body).encode()
-    del body["sent_uptime_ms"]
-    return data
+def encode_for_send(encoded, sent_uptime_ms):
+    """The bytes to publish for a record the outbox holds as `encoded` (a
+    JSON object from json.dumps). Records wait in the outbox; the send time
+    is stamped as they leave so the gateway can date the event by the
+    difference. It is appended as the last member, so the record is never
+    decoded again on the device."""
+    return (encoded[:-1] + ', "sent_uptime_ms": %d}' % sent_uptime_ms).encode()
 
 
-def sent_uptime(body, now_ms, boot):
-    """The sent_uptime_ms for a record leaving the outbox now. A record from
-    an earlier boot was timed on a clock that restarted at 0: how long it
-    waited is unknown, so it is sent as if it had not waited (the gateway then
-    dates it on receipt, and its wall `time`, when it has one, stays exact)
-    rather than with a difference that means nothing or breaks the contract."""
-    if body["id"].split(":")[1] != str(boot):
-        return body["uptime_ms"]
+def sent_uptime(rid, uptime_ms, now_ms, boot):
+    """The sent_uptime_ms for record `rid` raised at `uptime_ms`, leaving the
+    outbox now. A record from an earlier boot was timed on a clock that
+    restarted at 0: how long it waited is unknown, so it is sent as if it had
+    not waited (the gateway then dates it on receipt, and its wall `time`,
+    when it has one, stays exact) rather than with a difference that means
+    nothing or breaks the contract."""
+    if rid.split(":")[1] != str(boot):
+        return uptime_ms
     return now_ms
-
-
-def parse_cmd(payload):
-    """Decode a downlink command; None if it is not one we understand."""
-    try:
-        body = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or body.get("v") != VERSION:
-        return None
-    if not isinstance(body.get("cmd"), str) or not isinstance(body.get("id"), str):
-        return None
-    return body

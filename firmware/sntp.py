@@ -4,9 +4,10 @@ import asyncio
 import socket
 import struct
 import time
+from micropython import const
 
-NTP_PORT = 123
-TIMEOUT_MS = 2000
+_NTP_PORT = const(123)
+_TIMEOUT_MS = const(2000)
 NTP_TO_UNIX = 2208988800
 # MicroPython ports differ in epoch: unix uses 1970, the ESP32 port 2000.
 EPOCH_OFFSET = 0 if time.gmtime(0)[0] == 1970 else 946684800
@@ -19,7 +20,7 @@ def unix_time():
 
 async def query(host):
     """Unix time from `host`, or None. DNS still blocks: prefer an IP."""
-    addr = socket.getaddrinfo(host, NTP_PORT)[0][-1]
+    addr = socket.getaddrinfo(host, _NTP_PORT)[0][-1]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
@@ -27,7 +28,7 @@ async def query(host):
         request[0] = 0x1B  # LI 0, version 3, client mode
         s.sendto(request, addr)
         waited = 0
-        while waited < TIMEOUT_MS:
+        while waited < _TIMEOUT_MS:
             try:
                 data = s.recv(48)
             except OSError:

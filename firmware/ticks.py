@@ -1,7 +1,11 @@
-# MicroPython's wrapping millisecond-tick difference, with a plain stand-in
-# so the pure modules that use it also run under CPython.
+# MicroPython's wrapping millisecond-tick difference and `const`, with plain
+# stand-ins so the pure modules that use them also run under CPython.
 try:
+    from micropython import const
     from time import ticks_diff
 except ImportError:  # CPython
+    def const(value):
+        return value
+
     def ticks_diff(a, b):
         return a - b

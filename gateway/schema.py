@@ -214,8 +214,48 @@ def _release_0_1_0(db: sqlite_utils.Database) -> None:
     _run_script(db, RELEASE_0_1_0)
 
 
+PEOPLE_AND_ACCOUNTS = """
+CREATE TABLE workers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+
+-- Who wore which device from when to when: an old incident names the
+-- worker of its time, not today's.
+CREATE TABLE assignments (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    worker_id INTEGER NOT NULL REFERENCES workers (id),
+    assigned_at REAL NOT NULL,
+    ended_at REAL,
+    assigned_by TEXT NOT NULL
+);
+CREATE INDEX assignments_device ON assignments (device, assigned_at);
+CREATE UNIQUE INDEX assignments_current_device ON assignments (device) WHERE ended_at IS NULL;
+CREATE UNIQUE INDEX assignments_current_worker ON assignments (worker_id) WHERE ended_at IS NULL;
+
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('operator', 'admin')),
+    password_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    password_changed_at REAL NOT NULL,
+    disabled_at REAL
+);
+
+-- The board reads every open incident; history reads by time.
+CREATE INDEX incidents_open ON incidents (id) WHERE state != 'resolved';
+CREATE INDEX incidents_raised_at ON incidents (raised_at);
+"""
+
+
 MIGRATIONS = (
     Migration(1, "create the tables of release 0.1.0, or adopt a 0.1.0 file's", _release_0_1_0),
+    Migration(2, "workers, their devices over time, desk users; indexes for the board and history",
+              lambda db: _run_script(db, PEOPLE_AND_ACCOUNTS)),
 )
 
 

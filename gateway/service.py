@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from contract import protocol
-from gateway import incidents, sessions, supervision
+from contract.vocabulary import PRIORITIES
+from gateway import incidents, people, sessions, supervision
 from gateway.config import Config
 from gateway.downlink import Downlink
 from gateway.incidents import Effects
@@ -175,6 +176,56 @@ class Gateway:
 
     def incident(self, incident_id: int) -> dict | None:
         return self.store.get_incident(incident_id)
+
+    def open_incidents(self) -> list[dict]:
+        """Every open incident: the most urgent priority first, then the longest waiting."""
+        rank = {p: n for n, p in enumerate(PRIORITIES)}
+        return sorted(self.store.open_incidents(), key=lambda i: (rank.get(i["priority"], -1), i["raised_at"], i["id"]))
+
+    def history(self, filters: dict, limit: int, offset: int = 0) -> tuple[list[dict], int]:
+        return self.store.history(filters, limit, offset)
+
+    def iter_history(self, filters: dict):
+        return self.store.iter_history(filters)
+
+    def incident_detail(self, incident_id: int) -> dict | None:
+        """The incident, its audit trail, the alarm messages in it and notifications given up on."""
+        incident = self.store.get_incident(incident_id)
+        if incident is None:
+            return None
+        return {"incident": incident, "audit": self.store.incident_audit(incident_id),
+                "messages": self.store.incident_messages(incident_id),
+                "failed_notifications": self.store.incident_dead_letters(incident_id)}
+
+    def devices(self) -> list[dict]:
+        return self.store.list_devices_for_desk()
+
+    def workers(self) -> list[dict]:
+        return self.store.list_workers()
+
+    def account(self, name: str) -> dict | None:
+        """A desk user of the database (name, role, password_hash, disabled_at), or None."""
+        return self.store.get_user(name)
+
+    def record_login(self, name: str, action: str, detail: str) -> None:
+        """login, login_failed, login_throttled or logout, in the audit trail."""
+        with self.store.transaction():
+            self.store.audit(time.time(), name[:64] or "-", action, detail)
+
+    async def add_worker(self, name, phone, note, device, by: str) -> dict:
+        found = []
+        self._change(lambda fx: (found.append(people.add_worker(self.store, name, phone, note, device, time.time(), by)),
+                                 device and fx.devices.append(device)))
+        return found[0]
+
+    async def update_worker(self, worker_id: int, by: str, **fields) -> dict:
+        with self.store.transaction():
+            return people.update_worker(self.store, worker_id, time.time(), by, **fields)
+
+    async def assign_device(self, device, worker_id: int | None, by: str) -> dict:
+        self._change(lambda fx: (people.assign(self.store, worker_id, device, time.time(), by),
+                                 fx.devices.append(device)))
+        return next(d for d in self.store.list_devices_for_desk() if d["device"] == device)
 
     # ---- desk actions -------------------------------------------------------
 
@@ -367,6 +418,8 @@ class Gateway:
                    [({}, int(bool(self.ingest and self.ingest.connected)))]),
             Metric("commands_unsent", "gauge", "Commands to devices the broker has not acknowledged yet.",
                    [({}, self.store.count_unsent_commands())]),
+            # Read on the event loop (by the desk's /metrics): a growing count is a task leak.
+            Metric("event_loop_tasks", "gauge", "Tasks on the gateway's event loop.", [({}, len(asyncio.all_tasks()))]),
         ]
         if self.router is not None:
             found += [

@@ -27,12 +27,48 @@ from gateway import schema
 _OPEN_SESSION = "state IN (%s)" % ", ".join(f"'{state}'" for state in SESSION_OPEN_STATES)
 
 
+# Each incident with the worker who wore its device when it was raised.
+_WORKER_THEN = """(SELECT worker_id FROM assignments a WHERE a.device = incidents.device
+    AND a.assigned_at <= incidents.raised_at AND (a.ended_at IS NULL OR a.ended_at > incidents.raised_at)
+    ORDER BY a.assigned_at DESC LIMIT 1)"""
+_INCIDENTS = ("SELECT incidents.*, w.id AS worker__id, w.name AS worker__name, w.phone AS worker__phone,"
+              f" w.note AS worker__note FROM incidents LEFT JOIN workers w ON w.id = {_WORKER_THEN}")
+_WORKER_FIELDS = ("id", "name", "phone", "note")
+
+
 def _incident(row: dict | None) -> dict | None:
     if row is None:
         return None
     row["registered"] = bool(row["registered"])
     row["location"] = json.loads(row["location"]) if row["location"] else None
+    worker = {key: row.pop(f"worker__{key}", None) for key in _WORKER_FIELDS}
+    row["worker"] = worker if worker["id"] is not None else None
     return row
+
+
+def _filters(filters: dict) -> tuple[str, list]:
+    """WHERE clause of history: raised_from/raised_to (unix s), type, site, device, worker (id), state."""
+    where, params = [], []
+    for key, column in (("type", "type"), ("site", "site"), ("device", "device")):
+        if filters.get(key):
+            where.append(f"incidents.{column} = ?")
+            params.append(filters[key])
+    state = filters.get("state")
+    if state == "open":
+        where.append("incidents.state != 'resolved'")
+    elif state:
+        where.append("incidents.state = ?")
+        params.append(state)
+    if filters.get("raised_from") is not None:
+        where.append("incidents.raised_at >= ?")
+        params.append(filters["raised_from"])
+    if filters.get("raised_to") is not None:
+        where.append("incidents.raised_at < ?")
+        params.append(filters["raised_to"])
+    if filters.get("worker") is not None:
+        where.append(f"{_WORKER_THEN} = ?")
+        params.append(filters["worker"])
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def _session(row: dict | None) -> dict | None:
@@ -186,11 +222,91 @@ class Store:
     def count_unregistered_message(self, device: str) -> None:
         self._write("UPDATE devices SET unregistered_messages = unregistered_messages + 1 WHERE device = ?", (device,))
 
+    def devices_never_heard(self) -> list[dict]:
+        """Registered devices no message has ever come from."""
+        return self._all("SELECT * FROM devices WHERE registered = 1 AND state = 'unknown' AND last_seen IS NULL")
+
     def devices_silent_since(self, cutoff: float) -> list[dict]:
         """Devices that were online but have not been heard from since cutoff."""
         return self._all(
             "SELECT * FROM devices WHERE state = 'online' AND last_seen < ?", (cutoff,)
         )
+
+    def list_devices_for_desk(self) -> list[dict]:
+        """Every device with the worker wearing it now and its open incidents."""
+        rows = self._all(
+            "SELECT d.*, w.id AS worker__id, w.name AS worker__name, w.phone AS worker__phone,"
+            " w.note AS worker__note,"
+            " (SELECT count(*) FROM incidents i WHERE i.device = d.device AND i.state != 'resolved') AS open_incidents"
+            " FROM devices d LEFT JOIN assignments a ON a.device = d.device AND a.ended_at IS NULL"
+            " LEFT JOIN workers w ON w.id = a.worker_id ORDER BY d.registered, d.device")
+        for row in rows:
+            row["registered"] = bool(row["registered"])
+            worker = {key: row.pop(f"worker__{key}") for key in _WORKER_FIELDS}
+            row["worker"] = worker if worker["id"] is not None else None
+        return rows
+
+    # ---- workers and who wears which device ---------------------------------
+
+    def add_worker(self, name: str, phone: str, note: str, now: float) -> int:
+        return self._write("INSERT INTO workers (name, phone, note, created_at) VALUES (?,?,?,?)",
+                           (name, phone, note, now))
+
+    def update_worker(self, worker_id: int, **fields) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._write(f"UPDATE workers SET {sets} WHERE id = ?", (*fields.values(), worker_id))
+
+    def get_worker(self, worker_id: int) -> dict | None:
+        return self._one("SELECT w.*, a.device FROM workers w LEFT JOIN assignments a"
+                         " ON a.worker_id = w.id AND a.ended_at IS NULL WHERE w.id = ?", (worker_id,))
+
+    def workers_named(self, name: str) -> list[dict]:
+        return self._all("SELECT w.*, a.device FROM workers w LEFT JOIN assignments a"
+                         " ON a.worker_id = w.id AND a.ended_at IS NULL WHERE w.name = ? ORDER BY w.id", (name,))
+
+    def list_workers(self) -> list[dict]:
+        return self._all("SELECT w.*, a.device FROM workers w LEFT JOIN assignments a"
+                         " ON a.worker_id = w.id AND a.ended_at IS NULL ORDER BY w.name, w.id")
+
+    def assign(self, device: str, worker_id: int | None, now: float, by: str) -> None:
+        """From now on `device` is worn by worker_id (None: by nobody); the
+        worker's and the device's earlier assignments end now."""
+        self._write("UPDATE assignments SET ended_at = ? WHERE ended_at IS NULL AND (device = ? OR worker_id = ?)",
+                    (now, device, worker_id))
+        if worker_id is not None:
+            self._write("INSERT INTO assignments (device, worker_id, assigned_at, assigned_by) VALUES (?,?,?,?)",
+                        (device, worker_id, now, by))
+
+    def assignments(self, device: str | None = None, worker_id: int | None = None) -> list[dict]:
+        where, params = [], []
+        if device is not None:
+            where.append("a.device = ?")
+            params.append(device)
+        if worker_id is not None:
+            where.append("a.worker_id = ?")
+            params.append(worker_id)
+        return self._all("SELECT a.*, w.name AS worker_name FROM assignments a JOIN workers w ON w.id = a.worker_id"
+                         + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY a.assigned_at, a.id",
+                         params)
+
+    # ---- desk users -----------------------------------------------------------
+
+    def add_user(self, name: str, role: str, password_hash: str, now: float) -> None:
+        self._write("INSERT INTO users (name, role, password_hash, created_at, password_changed_at)"
+                    " VALUES (?,?,?,?,?)", (name, role, password_hash, now, now))
+
+    def get_user(self, name: str) -> dict | None:
+        return self._one("SELECT * FROM users WHERE name = ?", (name,))
+
+    def list_users(self) -> list[dict]:
+        return self._all("SELECT name, role, created_at, password_changed_at, disabled_at FROM users ORDER BY name")
+
+    def set_user_password(self, name: str, password_hash: str, now: float) -> None:
+        self._write("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE name = ?",
+                    (password_hash, now, name))
+
+    def set_user_disabled(self, name: str, now: float | None) -> None:
+        self._write("UPDATE users SET disabled_at = ? WHERE name = ?", (now, name))
 
     # ---- incidents ----------------------------------------------------------
 
@@ -206,7 +322,7 @@ class Store:
         self._write(f"UPDATE incidents SET {sets} WHERE id = ?", (*fields.values(), incident_id))
 
     def get_incident(self, incident_id: int) -> dict | None:
-        return _incident(self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
+        return _incident(self._one(f"{_INCIDENTS} WHERE incidents.id = ?", (incident_id,)))
 
     def get_incidents(self, incident_ids) -> dict[int, dict]:
         """By id, in one query (the ids of one batch of changes)."""
@@ -214,18 +330,42 @@ class Store:
         rows = []
         for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
             chunk = ids[start:start + 500]
-            rows += self._all(f"SELECT * FROM incidents WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            rows += self._all(f"{_INCIDENTS} WHERE incidents.id IN ({','.join('?' * len(chunk))})", chunk)
         return {row["id"]: _incident(row) for row in rows}
 
     def list_incidents(self, limit: int = 200, state: str | None = None) -> list[dict]:
         """Newest first. state: 'raised', 'acknowledged', 'resolved' or 'open' (not resolved)."""
-        if state == "open":
-            rows = self._all("SELECT * FROM incidents WHERE state != 'resolved' ORDER BY id DESC LIMIT ?", (limit,))
-        elif state:
-            rows = self._all("SELECT * FROM incidents WHERE state = ? ORDER BY id DESC LIMIT ?", (state, limit))
-        else:
-            rows = self._all("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,))
-        return [_incident(r) for r in rows]
+        where, params = _filters({"state": state})
+        return [_incident(r) for r in self._all(f"{_INCIDENTS}{where} ORDER BY incidents.id DESC LIMIT ?",
+                                                (*params, limit))]
+
+    def open_incidents(self) -> list[dict]:
+        """Every incident not resolved, however many and however old, oldest first."""
+        return [_incident(r) for r in self._all(
+            f"{_INCIDENTS} WHERE incidents.state != 'resolved' ORDER BY incidents.id")]
+
+    def history(self, filters: dict, limit: int, offset: int = 0) -> tuple[list[dict], int]:
+        """A page of incidents matching filters (see _filters), newest first, and how many match in all."""
+        where, params = _filters(filters)
+        rows = self._all(f"{_INCIDENTS}{where} ORDER BY incidents.raised_at DESC, incidents.id DESC"
+                         " LIMIT ? OFFSET ?", (*params, limit, offset))
+        total = self._one(f"SELECT count(*) AS n FROM incidents{where}", params)["n"]
+        return [_incident(r) for r in rows], total
+
+    def iter_history(self, filters: dict, batch: int = 500):
+        """Every matching incident, oldest first, read batch by batch so the
+        lock is never held for the whole export and memory stays at one batch."""
+        where, params = _filters(filters)
+        after = (float("-inf"), 0)
+        joiner = " AND " if where else " WHERE "
+        while True:
+            rows = self._all(f"{_INCIDENTS}{where}{joiner}(incidents.raised_at, incidents.id) > (?, ?)"
+                             " ORDER BY incidents.raised_at, incidents.id LIMIT ?", (*params, *after, batch))
+            for row in rows:
+                yield _incident(row)
+            if len(rows) < batch:
+                return
+            after = (rows[-1]["raised_at"], rows[-1]["id"])
 
     def attach_to_open_incident(self, device: str, types: tuple[str, ...], cause: str | None,
                                 location: dict | None) -> dict | None:
@@ -243,8 +383,24 @@ class Store:
     def incidents_due_for_escalation(self, cutoff: float) -> list[dict]:
         """Raised (unacknowledged) incidents last alerted before cutoff."""
         return [_incident(r) for r in self._all(
-            "SELECT * FROM incidents WHERE state = 'raised' AND alerted_at <= ? ORDER BY id", (cutoff,)
-        )]
+            f"{_INCIDENTS} WHERE incidents.state = 'raised' AND incidents.alerted_at <= ? ORDER BY incidents.id",
+            (cutoff,))]
+
+    def incident_messages(self, incident_id: int) -> list[dict]:
+        """The alarm messages that made or joined this incident, in the order received."""
+        rows = self._all(
+            "SELECT m.* FROM incident_alarms ia JOIN messages m ON m.kind = 'alarm' AND m.msg_id = ia.alarm_id"
+            " WHERE ia.incident_id = ? ORDER BY m.received_at", (incident_id,))
+        for row in rows:
+            row["body"] = json.loads(row["body"])
+        return rows
+
+    def incident_dead_letters(self, incident_id: int) -> list[dict]:
+        """Notifications routing gave up on; the table exists once a router has run."""
+        if "dead_letters" not in self.db.table_names():
+            return []
+        return self._all("SELECT time, channel, event, tier, attempts, last_error FROM dead_letters"
+                         " WHERE incident_id = ? ORDER BY time", (str(incident_id),))
 
     def incident_for_alarm(self, alarm_id: str) -> int | None:
         row = self._one("SELECT incident_id FROM incident_alarms WHERE alarm_id = ?", (alarm_id,))

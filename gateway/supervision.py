@@ -3,7 +3,12 @@
 Device states:  unknown -> online <-> offline (Last Will, at once)
                            online  -> lost    (no message for missed_heartbeats
                                                heartbeat intervals)
+                 unknown -> lost              (registered, never heard from
+                                               within that window)
                  offline/lost -> online       (any message from the device)
+
+The states are rows in the database, so they survive a gateway restart: a
+device that was offline or lost stays so, and is not reported twice.
 
 Going offline or lost and a battery falling below the threshold are
 technical incidents: lower priority than a person's alarm, but on the desk,
@@ -20,6 +25,8 @@ from gateway.store import Store
 # tell them apart, and either way the wearer is unprotected.
 OFFLINE_SUMMARY = "{device} went offline: the wearer cannot raise an alarm until it is back"
 LOST_SUMMARY = "no contact with {device} for {seconds:g} s ({missed} missed heartbeats)"
+NEVER_SEEN_SUMMARY = ("{device} is enrolled but has never been heard from: it protects nobody until it "
+                      "connects (switched on? Wi-Fi and broker credentials right?)")
 BATTERY_SUMMARY = "battery low on {device}: {pct}% (threshold {threshold}%)"
 
 
@@ -66,6 +73,12 @@ def check_lost(store: Store, effects: Effects, config: SupervisionSection, now: 
     window = config.heartbeat_interval_s * config.missed_heartbeats
     if now - connected_since < window:
         return
+    for row in store.devices_never_heard():
+        store.set_device_state(row["device"], "lost")
+        store.audit(now, "gateway", "device_never_seen", f"{row['device']} never heard from since enrolled")
+        effects.devices.append(row["device"])
+        raise_alarm(store, effects, site=row["site"] or "?", device=row["device"], alarm_type="technical",
+                    cause="never_seen", now=now, summary=NEVER_SEEN_SUMMARY.format(device=row["device"]))
     for row in store.devices_silent_since(now - window):
         if not row["registered"]:
             continue

@@ -20,13 +20,18 @@ COMMANDS: dict = {
     "alarms": ("lonewatch.commands.alarms", "list incidents from a gateway database"),
     "sim": ("lonewatch.commands.sim", "simulated wearables, fleets and scripted scenarios checked at the gateway"),
     "password": ("lonewatch.commands.password", "make a password hash for a dashboard operator"),
+    "backup": ("lonewatch.commands.backup", "copy a gateway database while the gateway runs"),
+    "worker": ("lonewatch.commands.worker", "add workers, give them devices, list them"),
+    "user": ("lonewatch.commands.user", "add desk users (operator or admin), change passwords, disable users"),
     "bench": {
         "mandown": ("bench.mandown", "man-down detector on recordings in the SisFall-50Hz format"),
         "gateway": ("bench.gateway", "gateway ingest rate and publish-to-desk latency against a bare subscriber"),
         "purge": ("bench.purge", "how long the retention purge keeps the ingest away from the database"),
+        "fuzz": ("bench.fuzz", "hostile and broken messages against the running gateway, between valid alarms"),
+        "soak": ("bench.soak", "a fleet with churn, alarms and desk pages for a long while: leaks and losses"),
     },
 }
-GROUP_HELP = {"bench": "benchmarks that print a table and, last, one JSON line"}
+GROUP_HELP = {"bench": "long measured runs (benchmarks, fuzz) that print a table and, last, one JSON line"}
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -14,6 +14,8 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
+from lonewatch.systemd import Notifier
+
 log = logging.getLogger(__name__)
 
 # Four parts stop in turn and the whole stop must fit in 5 s.
@@ -69,7 +71,12 @@ async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: a
             banner()
         if ready is not None:
             ready.set()
+        notifier = Notifier.from_environment()
+        notifier.send("READY=1")
+        watchdog = asyncio.ensure_future(notifier.keep_alive(lambda: gateway.health()["timers_running"]))
         await stop.wait()
+        watchdog.cancel()
+        notifier.send("STOPPING=1")
         log.info("stopping")
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)

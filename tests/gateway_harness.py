@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -56,6 +58,15 @@ def write_config(tmp_path: Path, broker, extra_toml: str = "", **sections) -> Pa
 
 def make_config(tmp_path: Path, broker, extra_toml: str = "", **sections):
     return load_config(str(write_config(tmp_path, broker, extra_toml, **sections)))
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """(status, body) of a GET on the desk's port; an error status is returned, not raised."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:

@@ -21,7 +21,7 @@ def seed_outbox(dev, records, boot=1):
     outbox module) and that boot's counter."""
     box = device_outbox.Outbox(str(dev.flash / "outbox.log"))
     for kind, body in records:
-        box.add(kind, json.dumps(body))
+        box.add(kind, json.dumps(body), body["id"], body["uptime_ms"])
     (dev.flash / "boot.txt").write_text(str(boot))
 
 
@@ -64,7 +64,9 @@ def test_torn_outbox_record_from_a_cut_mid_write_leaves_the_rest_deliverable(mos
     dev = device_for(mosquitto, start=False)
     seed_outbox(dev, [old_alarm(1), old_alarm(2)])
     log = dev.flash / "outbox.log"
-    torn = device_outbox._line("+3 alarm " + json.dumps(old_alarm(3)[1]))
+    alarm = old_alarm(3)[1]
+    torn = device_outbox._line(device_outbox._added(3, "alarm", alarm["id"], alarm["uptime_ms"],
+                                                    json.dumps(alarm)))
     log.write_text(log.read_text() + torn[:len(torn) // 2])  # the cut came mid-append
     dev.start()
     dev.wait_console("outbox: skipped 1 torn/corrupt record")
@@ -96,3 +98,19 @@ def test_full_outbox_sheds_events_never_an_alarm(mosquitto, desk_for, device_for
     assert len(desk.of("alarm")) == 4
     assert desk.of("event", type="check_in") == []  # both events were shed for alarms
     assert "outbox: full, dropped event" in "\n".join(dev.console)
+
+
+def test_alarm_left_on_flash_by_the_previous_firmware_is_delivered_after_the_update(
+        mosquitto, desk_for, device_for):
+    # The previous firmware wrote `+KEY KIND JSON`; the id and uptime were
+    # only inside the JSON.
+    desk = desk_for(mosquitto, auto_deliver=True)
+    dev = device_for(mosquitto, start=False)
+    _, alarm = old_alarm(1)
+    (dev.flash / "outbox.log").write_text(device_outbox._line("+1 alarm " + json.dumps(alarm)))
+    (dev.flash / "boot.txt").write_text("1")
+    dev.start()
+    got = desk.wait_for("alarm", type="panic")
+    assert got.body["id"] == alarm["id"] and got.body["sent_uptime_ms"] == alarm["uptime_ms"]
+    dev.wait_console("outbox: alarm %s confirmed, removed" % alarm["id"])
+    assert desk.invalid == []

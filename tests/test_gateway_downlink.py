@@ -108,7 +108,8 @@ async def test_help_coming_survives_a_gateway_killed_right_after_the_acknowledge
 
         proxy.hold_upstream = True  # from now on nothing the gateway publishes reaches the broker
         base = f"http://127.0.0.1:{http_port}"
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        # A browser sends Origin with every POST; the desk refuses state changes without it.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Origin": base}) as http:
             async with http.post(f"{base}/login", data={"name": "alice", "password": "secret"},
                                  allow_redirects=False) as r:
                 assert r.status == 302 and r.headers["Location"] == "/"

@@ -5,10 +5,9 @@ sent before and after it are stored once each and answered `delivered`."""
 from __future__ import annotations
 
 import json
-import urllib.request
 
 from conftest import free_port
-from gateway_harness import Device, GatewayProcess, parse_metrics, wait_for, write_config
+from gateway_harness import Device, GatewayProcess, http_get, parse_metrics, wait_for, write_config
 
 from gateway.config import load_config
 from gateway.store import Store
@@ -40,14 +39,6 @@ POISON = {
     "v 1.0": ("heartbeat", _json({**HEARTBEAT, "v": 1.0}), 1, "unsupported_version"),
     "NaN": ("heartbeat", _json(HEARTBEAT).replace(b"80", b"NaN"), 1, "bad_json"),
 }
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def _stored_alarm_ids(db_path: str, device: str) -> list[str]:
@@ -96,10 +87,10 @@ async def test_hostile_messages_never_stop_the_alarms_around_them(tmp_path, mosq
         assert unreadable[0]["alarm_count"] == 2  # the deep one and the one dated 2**63
         store.close()
 
-        status, body = _get(http_port, "/healthz")
+        status, body = http_get(http_port, "/healthz")
         health = json.loads(body)
         assert status == 200 and health["ok"] and health["db_writable"] and health["problems"] == []
-        status, metrics = _get(http_port, "/metrics")
+        status, metrics = http_get(http_port, "/metrics")
         samples = parse_metrics(metrics)
         for reason in ("too_deep", "bad_encoding", "unsupported_version"):
             expected = sum(1 for p in POISON.values() if p[3] == reason)

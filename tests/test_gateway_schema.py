@@ -200,3 +200,28 @@ def test_a_database_of_another_program_is_refused_untouched(tmp_path):
 
 def test_migrations_are_numbered_one_after_another():
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_an_upgraded_0_1_0_database_gets_people_and_its_old_incidents_keep_no_worker(tmp_path, caplog):
+    path = copy_of_release_0_1_0(tmp_path)
+    before = every_row(path)
+    with caplog.at_level(logging.INFO, logger="lonewatch.schema"):
+        store = Store(str(path))
+    assert f"schema: upgrading from 1 to 2: {MIGRATIONS[1].does}" in caplog.messages
+    assert (store.list_workers(), store.list_users(), store.assignments()) == ([], [], [])
+    old = store.list_incidents(limit=10_000)
+    assert len(old) == len(before["incidents"]) and all(i["worker"] is None for i in old)
+
+    # Someone wears an old device from now on: its old incidents still had nobody.
+    import time
+
+    from gateway import people
+    device = old[0]["device"]
+    with store.transaction():
+        people.add_worker(store, "Ann", "555 0101", "", device, time.time(), "test")
+    assert store.get_incident(old[0]["id"])["worker"] is None
+    assert [d["worker"]["name"] for d in store.list_devices_for_desk() if d["device"] == device] == ["Ann"]
+    store.close()
+    after = every_row(path)
+    for table, rows in before.items():
+        assert [{c: r[c] for c in rows[0]} for r in after[table]][:len(rows)] == rows

@@ -76,3 +76,44 @@ async def test_heartbeats_from_unknown_device_are_listed_for_enrollment(tmp_path
         await gateway.register_device("dev-777")
         assert gateway.store.get_device("dev-777")["registered"] is True
         stranger.close()
+
+
+FAST = {"heartbeat_interval_s": 0.3, "missed_heartbeats": 3}
+
+
+async def test_an_enrolled_device_never_heard_from_is_reported_once(tmp_path, mosquitto):
+    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001", "dev-009"]},
+                         sessions={"check_interval_s": 0.1}, supervision=FAST)
+    async with running_gateway(config) as gateway:
+        device = Device(mosquitto, will=False)
+        device.heartbeat()
+        incident = (await wait_for(lambda: technical(gateway, "never_seen"), timeout=3, what="never seen"))[0]
+        assert incident["device"] == "dev-009" and "never been heard from" in incident["summary"]
+        assert gateway.store.get_device("dev-009")["state"] == "lost"
+        device.close()
+    async with running_gateway(config) as gateway:
+        await asyncio.sleep(1.2)  # more than a whole window, listening
+        assert len(technical(gateway, "never_seen")) == 1
+        late = Device(mosquitto, device="dev-009", will=False)
+        late.heartbeat()
+        await wait_for(lambda: gateway.store.get_device("dev-009")["state"] == "online", what="heard at last")
+        late.close()
+
+
+async def test_offline_and_lost_states_survive_a_gateway_restart(tmp_path, mosquitto):
+    config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-001", "dev-002"]},
+                         sessions={"check_interval_s": 0.1}, supervision=FAST)
+    async with running_gateway(config) as gateway:
+        quiet, gone = Device(mosquitto, will=False), Device(mosquitto, device="dev-002", will=False)
+        quiet.heartbeat()
+        # What its Last Will says, retained, without waiting for the broker to notice.
+        gone.publish("status", {"v": 1, "device": "dev-002", "state": "offline"}, retain=True)
+        await wait_for(lambda: technical(gateway, "lost_contact") and technical(gateway, "offline"), timeout=3,
+                       what="one lost, one offline")
+        quiet.close()
+        gone.close()
+    async with running_gateway(config) as gateway:
+        assert (gateway.store.get_device("dev-001")["state"], gateway.store.get_device("dev-002")["state"]) == \
+            ("lost", "offline")
+        await asyncio.sleep(1.2)
+        assert (len(technical(gateway, "lost_contact")), len(technical(gateway, "offline"))) == (1, 1)

@@ -23,13 +23,13 @@ import protocol as p
 
 def build(kind, b):
     if kind == "alarm":
-        return p.encode_for_send(p.alarm(b["device"], b["id"], b["type"], b["uptime_ms"],
+        return p.encode_for_send(p.encode(p.alarm(b["device"], b["id"], b["type"], b["uptime_ms"],
             cause=b.get("cause"), wall_time=b.get("time"), battery_pct=b.get("battery_pct"),
-            location=b.get("location")), b["sent_uptime_ms"])
+            location=b.get("location"))).decode(), b["sent_uptime_ms"])
     if kind == "event":
-        return p.encode_for_send(p.event(b["device"], b["id"], b["type"], b["uptime_ms"],
+        return p.encode_for_send(p.encode(p.event(b["device"], b["id"], b["type"], b["uptime_ms"],
             cause=b.get("cause"), countdown_s=b.get("countdown_s"), duration_s=b.get("duration_s"),
-            wall_time=b.get("time"), battery_pct=b.get("battery_pct"), location=b.get("location")),
+            wall_time=b.get("time"), battery_pct=b.get("battery_pct"), location=b.get("location"))).decode(),
             b["sent_uptime_ms"])
     if kind == "heartbeat":
         return p.encode(p.heartbeat(b["device"], b["uptime_ms"], b["battery_pct"], b["fw"],

@@ -49,12 +49,25 @@ def _where(incident: dict) -> str:
     return f"{place} (no location reported with the alarm)"
 
 
+def _worker_line(inc: dict) -> list[str]:
+    """Who to call. Absent from incidents the store did not read (it always names one or None)."""
+    if "worker" not in inc:
+        return []
+    worker = inc["worker"]
+    if worker is None:
+        return [f"Worker:   NO WORKER ASSIGNED to {inc.get('device')}: find out who wears it"]
+    line = f"Worker:   {worker['name']}, phone {worker['phone']}"
+    return [line] + ([f"Note:     {worker['note']}"] if worker.get("note") else [])
+
+
 def subject(n: Notification) -> str:
     inc = n.incident
     what = label_of(str(inc.get("type")), inc.get("cause"))
     device = inc.get("device")
     if inc.get("registered") is False:
         device = f"{device} UNREGISTERED"
+    if "worker" in inc:
+        device = f"{inc['worker']['name']} ({device})" if inc["worker"] else f"{device} NO WORKER ASSIGNED"
     event = f"escalated, tier {n.tier}" if n.event == "escalated" else n.event
     return f"[lonewatch] {what} {device} {inc.get('site')} — {event}"
 
@@ -73,6 +86,7 @@ def body(n: Notification) -> str:
         + (f", cause {inc['cause']}" if inc.get("cause") else "")
         + f" (priority {inc.get('priority')})",
         *([f"Summary:  {inc['summary']}"] if inc.get("summary") else []),
+        *_worker_line(inc),
         f"Device:   {inc.get('device')} ({registered})",
         f"Where:    {_where(inc)}",
         f"When:     raised {_utc(inc.get('raised_at'))}; this notice sent {_utc(n.gateway_time)}",

@@ -6,6 +6,10 @@ Signature (docs/routing.md has the receiver's recipe):
 The timestamp is inside the signed material, so a captured request cannot be
 replayed later than the receiver's tolerance window. Each attempt is signed
 afresh; X-Lonewatch-Delivery stays the same across retries for deduplication.
+
+The body's incident carries `worker` ({id, name, phone, note} of whoever wore
+the device when the alarm was raised) or null when nobody was assigned: a
+receiver must treat null as "find out who it is", not as "nobody at risk".
 """
 
 from __future__ import annotations

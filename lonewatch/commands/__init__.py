@@ -36,3 +36,20 @@ def run_until_stopped(coro, what: str) -> int:
         print(f"lonewatch {what}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def open_store(path: str, what: str):
+    """The store of an existing database, or None after saying why not."""
+    from pathlib import Path
+
+    from gateway.schema import SchemaError
+    from gateway.store import Store
+
+    if not Path(path).exists():
+        print(f"lonewatch {what}: no database at {path} (the gateway makes it when it first starts)", file=sys.stderr)
+        return None
+    try:
+        return Store(path)
+    except SchemaError as exc:
+        print(f"lonewatch {what}: {exc}", file=sys.stderr)
+        return None

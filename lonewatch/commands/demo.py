@@ -49,6 +49,14 @@ def run(args) -> int:
         print(f"lonewatch demo: {exc}", file=sys.stderr)
         return 2
 
+    if fleet:
+        from gateway.schema import SchemaError
+        try:
+            _workers_for(config.db, [d.device for d in fleet.devices])
+        except SchemaError as exc:
+            print(f"lonewatch demo: {exc}", file=sys.stderr)
+            return 1
+
     def banner():
         url = f"http://{config.dashboard.host}:{config.dashboard.port}/"
         print(
@@ -57,10 +65,35 @@ def run(args) -> int:
             f"  log in as:  desk / {password}\n"
             f"  broker:     {mqtt_url}{' (embedded amqtt)' if broker else ''}\n"
             f"  database:   {config.db}\n"
-            f"  devices:    {args.devices} simulated on site {args.site!r}\n"
+            f"  devices:    {args.devices} simulated on site {args.site!r}, each worn by a made-up worker\n"
             f"  alarms:     lonewatch alarms --db {config.db}\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
 
     return run_until_stopped(stack.run(config, embedded_broker=broker, fleet=fleet, banner=banner), "demo")
+
+
+# Made-up people; the numbers are in a range set aside for drama (Ofcom's 07700 900xxx).
+DEMO_NAMES = ("Ann Smith", "Bilal Khan", "Chloe Martin", "Dmitri Ivanov", "Eve Okafor", "Farah Haddad",
+              "George Brown", "Hana Sato", "Ivan Petrov", "Jo Evans")
+
+
+def _workers_for(db: str, devices: list[str]) -> None:
+    """A worker for each simulated device that nobody wears yet (a second run keeps the first's)."""
+    import time
+
+    from gateway import people
+    from gateway.store import Store
+
+    store = Store(db)
+    try:
+        worn = {w["device"] for w in store.list_workers()}
+        with store.transaction():
+            for n, device in enumerate(devices):
+                if device not in worn:
+                    name = DEMO_NAMES[n % len(DEMO_NAMES)] + (f" {n // len(DEMO_NAMES) + 1}" if n >= len(DEMO_NAMES) else "")
+                    people.add_worker(store, name, f"+44 7700 900{n % 1000:03d}", "demo worker", device,
+                                      time.time(), "demo")
+    finally:
+        store.close()
