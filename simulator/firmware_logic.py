@@ -1,5 +1,5 @@
 """The firmware's pure-logic modules (gestures, alarm states, outbox, feedback
-patterns, protocol encoding), loaded from the firmware files themselves so the
+patterns, protocol encoding, downlink command checks), loaded from the firmware files themselves so the
 light fleet devices decide exactly as a wearable does.
 
 They import each other by bare name (`import patterns`, `from ticks import
@@ -17,7 +17,7 @@ import sys
 from simulator.paths import FIRMWARE
 
 # In dependency order: a module's neighbours are loaded before it.
-_MODULES = ("ticks", "patterns", "protocol", "gestures", "alarmstate", "outbox")
+_MODULES = ("ticks", "patterns", "protocol", "commands", "gestures", "alarmstate", "outbox")
 
 
 def _load_all() -> dict:
@@ -42,6 +42,7 @@ def _load_all() -> dict:
 _loaded = _load_all()
 patterns = _loaded["patterns"]
 protocol = _loaded["protocol"]
+commands = _loaded["commands"]
 gestures = _loaded["gestures"]
 alarmstate = _loaded["alarmstate"]
 outbox = _loaded["outbox"]

@@ -268,7 +268,11 @@ class FleetDevice:
         return fw.protocol.record_id(self.device, self.boot, self.seq)
 
     def queue(self, kind: str, body: dict) -> None:
-        self.box.add(kind, json.dumps(body))
+        # As the firmware app queues: flash first, the record's id and uptime beside its JSON.
+        if kind == fw.outbox.HEARTBEAT:
+            self.box.add(kind, json.dumps(body))
+        else:
+            self.box.add(kind, json.dumps(body), body["id"], body["uptime_ms"])
         self.drain()
 
     def drain(self) -> None:
@@ -277,14 +281,14 @@ class FleetDevice:
         record = self.box.next_to_send(self.uptime_ms())
         if record is None:
             return
-        key, kind, payload, resend = record
+        key, kind, rid, uptime_ms, payload, resend = record
         if resend:
             log.info("%s: no delivered for alarm %d, sending it again", self.device, key)
         if kind == fw.outbox.HEARTBEAT:
             data = payload.encode()
         else:
-            body = json.loads(payload)
-            data = fw.protocol.encode_for_send(body, fw.protocol.sent_uptime(body, self.uptime_ms(), self.boot))
+            data = fw.protocol.encode_for_send(
+                payload, fw.protocol.sent_uptime(rid, uptime_ms, self.uptime_ms(), self.boot))
         info = self.client.publish(self.topic_base + kind, data, qos=fw.protocol.QOS[kind])
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return  # the connection is going; on_disconnect retries
@@ -307,9 +311,9 @@ class FleetDevice:
             log.debug("%s: ignored a message on %s", self.device, message.topic)
             self.strays += 1
             return
-        cmd = fw.protocol.parse_cmd(message.payload)
+        cmd, problem = fw.commands.parse(message.payload)
         if cmd is None:
-            log.warning("%s: ignored a command that is not v1: %r", self.device, message.payload[:60])
+            log.warning("%s: refused a command (%s): %r", self.device, problem, message.payload[:60])
             return
         name, ref = cmd["cmd"], cmd.get("ref")
         if name == "delivered" and self.box.delivered(ref):
