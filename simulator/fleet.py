@@ -388,7 +388,16 @@ class FleetDevice:
         if cause not in fw.protocol.MAN_DOWN_CAUSES:
             raise ValueError(f"man-down cause must be one of {', '.join(fw.protocol.MAN_DOWN_CAUSES)}")
         now = ticks_ms()
-        self.carry_out(self.states.man_down(cause, now), now)
+        actions = self.states.man_down(cause, now)
+        self.carry_out(actions, now)
+        if actions:
+            # The firmware ticks the countdown 50 times a second; a fleet
+            # device looks once a second, and once more when it runs out.
+            self._every(self.states.prealarm_s + 0.001, self._countdown)
+
+    def _countdown(self) -> None:
+        now = ticks_ms()
+        self.carry_out(self.states.tick(now), now)
 
     def session(self, etype: str, duration_s: int | None = None) -> None:
         """Lone work from the device: session_start (for duration_s) or session_end."""
