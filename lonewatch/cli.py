@@ -29,6 +29,7 @@ COMMANDS: dict = {
         "purge": ("bench.purge", "how long the retention purge keeps the ingest away from the database"),
         "fuzz": ("bench.fuzz", "hostile and broken messages against the running gateway, between valid alarms"),
         "soak": ("bench.soak", "a fleet with churn, alarms and desk pages for a long while: leaks and losses"),
+        "sim": ("bench.sim", "what simulated wearables cost: fleet devices per core, firmware devices keeping up at 50 Hz"),
     },
 }
 GROUP_HELP = {"bench": "long measured runs (benchmarks, fuzz) that print a table and, last, one JSON line"}
