@@ -122,13 +122,33 @@ class SimWorld:
         self._control = None
         self.fleet = Fleet(self.mqtt_url, 0, site=self.site, seed=seed, incident_every_s=None,
                            flash=str(workdir / "fleet"))
+        self.firmware: dict = {}  # name -> simulator.firmware_devices.FirmwareDevice
+        self._heap_kb = heap_kb
+        self._seed = seed or 0
         if scenario is not None:
-            for d in scenario.devices:
-                self.fleet.add(d.name, worker=d.worker, battery_pct=d.battery_pct,
-                               **{**scenario.settings, **d.settings})
-        for n in range(1, (3 if devices is None and scenario is None else devices or 0) + 1):
+            # A bare --firmware runs every device of the scenario as firmware; --firmware N the first N.
+            as_firmware = len(scenario.devices) if firmware == -1 else firmware
+            for n, d in enumerate(scenario.devices):
+                settings = {**scenario.settings, **d.settings}
+                if d.kind == "firmware" or n < as_firmware:
+                    self._add_firmware(d.name, settings, d.sensor, d.battery_pct)
+                else:
+                    self.fleet.add(d.name, worker=d.worker, battery_pct=d.battery_pct, **settings)
+        else:
+            for n in range(1, max(firmware, 0) + 1):
+                self._add_firmware(f"fw-{n:03d}", {}, "lis3dh", 90)
+        for n in range(1, (3 if devices is None and scenario is None and firmware == 0 else devices or 0) + 1):
             self.fleet.add(f"sim-{n:03d}")
         self._connected_ever: set[str] = set()
+
+    def _add_firmware(self, name, settings, sensor, battery_pct) -> None:
+        from contract.protocol import parse_mqtt_url
+        from simulator.firmware_devices import FirmwareDevice
+
+        self.firmware[name] = FirmwareDevice(self.workdir / "firmware" / name, name, self.site,
+                                             parse_mqtt_url(self.mqtt_url), settings=settings, sensor=sensor,
+                                             battery_pct=battery_pct, heap_kb=self._heap_kb,
+                                             seed=self._seed + len(self.firmware))
 
     # ---- lifecycle ----------------------------------------------------------
 
@@ -149,6 +169,7 @@ class SimWorld:
             await self.broker.start()
             await self._start_gateway()
         await self.fleet.start()
+        await asyncio.gather(*(asyncio.to_thread(d.start) for d in self.firmware.values()))
         await self._start_control()
 
     async def _start_gateway(self) -> None:
@@ -162,6 +183,9 @@ class SimWorld:
         if self._control is not None:
             await _stop_within("control endpoint", self._control.cleanup)
         await _stop_within("simulated devices", self.fleet.stop)
+        if self.firmware:
+            await _stop_within("firmware devices", lambda: asyncio.gather(
+                *(asyncio.to_thread(d.stop) for d in self.firmware.values())))
         if self.gateway is not None:
             await _stop_within("gateway", self.gateway.stop)
             self.gateway = None
@@ -171,9 +195,16 @@ class SimWorld:
     # ---- what happens -------------------------------------------------------
 
     def device_names(self) -> list[str]:
-        return [d.device for d in self.fleet.devices]
+        return [d.device for d in self.fleet.devices] + list(self.firmware)
 
     async def device_action(self, name: str, action: str, params: dict) -> None:
+        if name in self.firmware:
+            # Pressing and holding take as long on a board as by hand; the
+            # timeline does not wait for them, as it does not for a fleet device.
+            task = asyncio.create_task(asyncio.to_thread(self.firmware[name].act, action, params))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or self.problems.append(
+                f"{action} {name}: {t.exception()}"))
+            return
         if name not in self.fleet.by_name:
             raise ValueError(f"no device {name!r}")
         self.fleet.act(name, action, params)
@@ -231,23 +262,24 @@ class SimWorld:
                                          for r in reversed(store.list_rejects(limit=100000))])
 
     def felt(self) -> dict[str, list[str]]:
-        return {d.device: [p for _, p in d.felt] for d in self.fleet.devices}
+        felt = {d.device: [p for _, p in d.felt] for d in self.fleet.devices}
+        felt.update({name: d.felt() for name, d in self.firmware.items()})
+        return felt
 
     def describe(self) -> list[dict]:
-        return [d.describe() for d in self.fleet.devices]
+        return [d.describe() for d in self.fleet.devices] + [d.describe() for d in self.firmware.values()]
 
     def summary(self) -> dict:
         devices = self.fleet.devices
-        for d in devices:
-            if d.online:
-                self._connected_ever.add(d.device)
-        felt = [p for d in devices for _, p in d.felt]
+        online = [d.device for d in devices if d.online] + [n for n, d in self.firmware.items() if d.online]
+        self._connected_ever.update(online)
+        felt = [p for patterns in self.felt().values() for p in patterns]
         gateway = self.gateway
         return {
-            "devices": len(devices),
-            "online": sum(1 for d in devices if d.online),
+            "devices": len(devices) + len(self.firmware),
+            "online": len(online),
             "connected_ever": len(self._connected_ever),
-            "messages_sent": sum(sum(d.sent.values()) for d in devices),
+            "messages_sent": sum(sum(d.sent.values()) for d in devices) + sum(d.sent() for d in self.firmware.values()),
             "alarms_raised": felt.count("alarm_queued"),
             "alarms_delivered": felt.count("delivered"),
             "alarms_acknowledged": felt.count("help_coming"),
@@ -257,7 +289,11 @@ class SimWorld:
         }
 
     def banner(self) -> str:
-        kinds = f"{len(self.fleet.devices)} fleet device(s) on site {self.site!r}"
+        kinds = f"{len(self.fleet.devices)} fleet device(s)"
+        if self.firmware:
+            heap = f", {self._heap_kb} KB heap" if self._heap_kb else ""
+            kinds += f" and {len(self.firmware)} running the firmware under micropython{heap}"
+        kinds += f" on site {self.site!r}"
         lines = ["lonewatch sim is running", f"  devices:  {kinds}",
                  f"  broker:   {self.mqtt_url}{' (embedded amqtt)' if self.broker else ''}"]
         if self.config is not None:
@@ -278,7 +314,7 @@ class SimWorld:
 
         async def act(request):
             name, action = request.match_info["name"], request.match_info["action"]
-            if name not in self.fleet.by_name:
+            if name not in self.fleet.by_name and name not in self.firmware:
                 return web.json_response({"error": f"no device {name!r}"}, status=404)
             if action not in DEVICE_ACTIONS:
                 return web.json_response({"error": f"unknown action {action!r}; known: {', '.join(DEVICE_ACTIONS)}"},

@@ -4,7 +4,11 @@ gateway, a scenario whose expectations are not met fails and says what
 differed, and a scenario file with mistakes is refused with all of them.
 
 The shipped scenarios run at once, each in its own process (the longest, a
-lone-work session of the protocol's shortest 60 s, sets the pace)."""
+lone-work session of the protocol's shortest 60 s, sets the pace). Those
+whose devices do nothing the firmware cannot (a lone-work session from the
+device) or that time a man-down alarm to the second (a firmware device's
+detector takes its own seconds after the synthetic fall) run again with
+every device running the firmware under micropython on a 96 KB heap."""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenario import load, shipped
+from simulator.scenario import SCENARIOS, load, shipped
 
 LONEWATCH = str(Path(sys.executable).parent / "lonewatch")
 NAMES = [p.stem for p in shipped()]
+FIRMWARE_NAMES = ["panic", "gateway-killed-panic", "broker-outage-queued-alarms", "device-switched-off"]
 
 
 def sim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -26,9 +31,12 @@ def sim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def shipped_runs():
-    procs = {p.stem: subprocess.Popen([LONEWATCH, "sim", "--scenario", str(p), "--check"],
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for p in shipped()}
+    runs = {p.stem: ["--scenario", str(p), "--check"] for p in shipped()}
+    runs.update({f"{name} --firmware": ["--scenario", str(SCENARIOS / f"{name}.toml"), "--check", "--firmware",
+                                        "--heap", "96k"] for name in FIRMWARE_NAMES})
+    procs = {name: subprocess.Popen([LONEWATCH, "sim", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
+             for name, args in runs.items()}
     results = {}
     try:
         for name, proc in procs.items():
@@ -47,12 +55,14 @@ def test_the_issue_s_scenarios_are_shipped():
         assert any(word in name for name in NAMES), word
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + [f"{name} --firmware" for name in FIRMWARE_NAMES])
 def test_shipped_scenario_passes_its_check(shipped_runs, name):
     code, out = shipped_runs[name]
     assert code == 0, out[-4000:]
-    assert f"scenario {name}: everything expected happened, and nothing else" in out
+    assert f"scenario {name.split()[0]}: everything expected happened, and nothing else" in out
     assert "went wrong:         nothing" in out
+    if name.endswith("--firmware"):
+        assert "0 fleet device(s) and" in out and "running the firmware under micropython, 96 KB heap" in out
 
 
 def test_unmet_expectations_and_unexpected_incidents_fail_the_check_and_are_listed(tmp_path):
