@@ -179,7 +179,7 @@ class SimWorld:
         await gateway.start()
         self.gateway = gateway
 
-    async def stop(self, part_timeout_s: float) -> None:
+    async def stop(self) -> None:
         if self._control is not None:
             await _stop_within("control endpoint", self._control.cleanup)
         await _stop_within("simulated devices", self.fleet.stop)

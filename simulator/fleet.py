@@ -93,7 +93,6 @@ class FleetDevice:
         # What the wearer felt, heard or saw: (time.time(), pattern).
         self.felt: list[tuple[float, str]] = []
         self.sent = collections.Counter()  # kind -> messages the broker took
-        self.strays = 0
         self.powered = False
         self.wifi = True
         self.online = False
@@ -309,7 +308,6 @@ class FleetDevice:
         if message.topic != self.topic_base + "cmd":
             # amqtt 0.12 hands a subscriber messages of other topics too.
             log.debug("%s: ignored a message on %s", self.device, message.topic)
-            self.strays += 1
             return
         cmd, problem = fw.commands.parse(message.payload)
         if cmd is None:

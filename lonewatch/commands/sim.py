@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 import tempfile
@@ -20,9 +19,6 @@ from pathlib import Path
 
 from lonewatch.commands import count, port_number
 
-log = logging.getLogger("lonewatch.sim")
-
-PART_STOP_TIMEOUT_S = 1.2
 PROGRESS_EVERY_S = 1.0
 
 
@@ -130,7 +126,7 @@ async def _main(args, scenario) -> int:
                 differences = scenarios.compare(scenario, world.incidents(), world.felt(), wall_start,
                                                 world.problems + world.rejects())
         finally:
-            await world.stop(PART_STOP_TIMEOUT_S)
+            await world.stop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
     print(_format_summary(summary), flush=True)
