@@ -98,6 +98,9 @@ def _toml(tables: dict) -> str:
                    for name, table in tables.items())
 
 
+ONLINE_TIMEOUT_S = 60.0
+
+
 class SimWorld:
     """What `lonewatch sim` runs: devices, and unless it joins a broker, the
     embedded broker and the real gateway on a database in `workdir`. A
@@ -171,6 +174,15 @@ class SimWorld:
         await self.fleet.start()
         await asyncio.gather(*(asyncio.to_thread(d.start) for d in self.firmware.values()))
         await self._start_control()
+        # A scenario's time 0 is when every device is online: a busy machine
+        # must not shift its timeline against devices still connecting.
+        deadline = time.monotonic() + ONLINE_TIMEOUT_S
+        while (online := self._online()) < len(self.device_names()):
+            if time.monotonic() > deadline:
+                self.problems.append(f"only {online} of {len(self.device_names())} devices online "
+                                     f"{ONLINE_TIMEOUT_S:g} s after the start")
+                break
+            await asyncio.sleep(0.1)
 
     async def _start_gateway(self) -> None:
         from gateway.service import Gateway
@@ -268,6 +280,9 @@ class SimWorld:
 
     def describe(self) -> list[dict]:
         return [d.describe() for d in self.fleet.devices] + [d.describe() for d in self.firmware.values()]
+
+    def _online(self) -> int:
+        return self.fleet.connected() + sum(1 for d in self.firmware.values() if d.online)
 
     def summary(self) -> dict:
         devices = self.fleet.devices
