@@ -1,7 +1,7 @@
 """Driving simulated devices by hand while `lonewatch sim` runs: the HTTP
 control endpoint on 127.0.0.1 lists the devices with their state and makes a
-wearer hold panic, cut its Wi-Fi, drain its battery; Ctrl-C stops it all
-within 5 s, also at a thousand devices."""
+wearer hold panic, cut its Wi-Fi, drain its battery; the terminal prompt does
+the same; Ctrl-C stops it all within 5 s, also at a thousand devices."""
 
 from __future__ import annotations
 
@@ -120,3 +120,47 @@ def test_a_thousand_simulated_devices_stop_within_5_seconds(running, sig):
     assert sim.proc.returncode == 0, sim.output()[-3000:]
     assert took < 5.0
     assert "devices connected:  1000 of 1000" in sim.output()
+
+
+def test_the_terminal_prompt_drives_devices():
+    import os
+    import pty
+
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen([LONEWATCH, "sim", "--devices", "1", "--control-port", str(free_port())],
+                            stdin=secondary, stdout=secondary, stderr=subprocess.STDOUT)
+    os.close(secondary)
+    seen = bytearray()
+
+    def read_until(text: bytes, timeout: float = 20, after: int = 0):
+        deadline = time.monotonic() + timeout
+        while text not in seen[after:]:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            try:
+                seen.extend(os.read(main, 4096))
+            except OSError:
+                break
+
+    try:
+        read_until(b"commands: list")
+        read_until(b"devices 1/1 online")
+        os.write(main, b"hold sim-001 ms=2300\n")
+        read_until(b"hold sim-001 {'ms': 2300}")
+        os.write(main, b"list\n")
+        read_until(b"sim-001")
+        deadline = time.monotonic() + 15
+        while b"delivered" not in seen.split(b"hold sim-001")[-1]:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            os.write(main, b"list\n")
+            time.sleep(0.3)
+            seen.extend(os.read(main, 65536))
+        mark = len(seen)
+        os.write(main, b"dance sim-001\n")
+        read_until(b"commands: list", 5, after=mark)
+        proc.send_signal(signal.SIGINT)
+        read_until(b"alarms raised:      1")
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)

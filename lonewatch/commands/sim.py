@@ -113,6 +113,8 @@ async def _main(args, scenario) -> int:
             else:
                 work = asyncio.create_task(stop.wait())
             stopper = asyncio.create_task(stop.wait())
+            if sys.stdin.isatty():
+                _prompt(world, loop)
             await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
             interrupted = stop.is_set()
             for task in (work, stopper, progress):
@@ -129,6 +131,8 @@ async def _main(args, scenario) -> int:
             await world.stop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
+    if sys.stdin.isatty():
+        loop.remove_reader(sys.stdin.fileno())
     print(_format_summary(summary), flush=True)
     if scenario is None:
         return 0
@@ -142,6 +146,43 @@ async def _main(args, scenario) -> int:
         return 1 if args.check else 0
     print(f"scenario {scenario.name}: everything expected happened, and nothing else")
     return 0
+
+
+PROMPT_HELP = ("commands: list | ACTION DEVICE [KEY=VALUE ...] (e.g. hold sim-001, presses sim-002 n=3, "
+               "cut_wifi sim-003, battery sim-001 pct=9) | help")
+
+
+def _prompt(world, loop) -> None:
+    """Lines typed while the simulation runs drive its devices, as the HTTP endpoint does."""
+    from simulator.scenario import DEVICE_ACTIONS
+
+    print(PROMPT_HELP, flush=True)
+
+    def line_typed():
+        words = sys.stdin.readline().split()
+        if not words:
+            return
+        if words[0] == "list":
+            for d in world.describe():
+                print(f"  {d['device']:<12} {d['state']:<12} {'online' if d['online'] else 'offline':<8} "
+                      f"battery {d['battery_pct']}%  felt {', '.join(d['felt']) or '-'}", flush=True)
+            return
+        if words[0] not in DEVICE_ACTIONS or len(words) < 2 or words[1] not in world.device_names():
+            print(PROMPT_HELP, flush=True)
+            return
+        params = {}
+        for word in words[2:]:
+            key, _, value = word.partition("=")
+            kind = DEVICE_ACTIONS[words[0]].get(key)
+            try:
+                params[key] = kind(value)
+            except (TypeError, ValueError):
+                print(f"  {words[0]}: parameters are {', '.join(DEVICE_ACTIONS[words[0]]) or 'none'}", flush=True)
+                return
+        asyncio.ensure_future(world.device_action(words[1], words[0], params))
+        print(f"  {words[0]} {words[1]} {params or ''}".rstrip(), flush=True)
+
+    loop.add_reader(sys.stdin.fileno(), line_typed)
 
 
 def _say(text: str) -> None:
