@@ -164,3 +164,15 @@ def test_the_terminal_prompt_drives_devices():
         if proc.poll() is None:
             proc.kill()
         os.close(main)
+
+
+def test_joining_an_existing_broker_as_devices_only(mosquitto):
+    out = subprocess.run([LONEWATCH, "sim", "--broker", mosquitto.url, "--devices", "2", "--duration", "2",
+                          "--control-port", str(free_port())], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "devices connected:  2 of 2" in out.stdout
+    assert "embedded" not in out.stdout and "incidents at the gateway" not in out.stdout
+    refused = subprocess.run([LONEWATCH, "sim", "--broker", mosquitto.url, "--scenario",
+                              "simulator/scenarios/panic.toml", "--check"], capture_output=True, text=True,
+                             timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert refused.returncode == 2 and "run it without --broker" in refused.stderr
