@@ -112,11 +112,10 @@ def test_control_endpoint_lists_devices_and_drives_them(running):
     assert "delivered (felt):   1" in out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_thousand_simulated_devices_stop_within_5_seconds(running, sig):
+def test_a_thousand_simulated_devices_stop_within_5_seconds(running):
     sim = running("--devices", "1000")
     sim.wait_for(lambda: sum(d["online"] for d in sim.get("/devices")) == 1000, "1,000 devices online", 90)
-    took = sim.stop(sig)
+    took = sim.stop(signal.SIGINT)
     assert sim.proc.returncode == 0, sim.output()[-3000:]
     assert took < 5.0
     assert "devices connected:  1000 of 1000" in sim.output()
