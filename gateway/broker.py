@@ -28,6 +28,21 @@ class _SubscriptionTable(dict):
         return list(dict.items(self))
 
 
+class _Broker(Broker):
+    """amqtt 0.12 hands every client that connects the retained messages of
+    every subscription in the broker, not only of its own: each wearable
+    connecting received every device's retained status (the gateway
+    subscribes to them all), so a fleet of N starting together cost the
+    broker N x N publishes (a million at 1,000 devices, the event loop busy
+    for minutes). A client gets the retained messages of its own
+    subscriptions only."""
+
+    async def _publish_retained_messages_for_subscription(self, subscription, session) -> None:
+        holders = self._subscriptions.get(subscription[0], ())
+        if any(s.client_id == session.client_id for s, _ in holders):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
+
 class EmbeddedBroker:
     """amqtt on 127.0.0.1: anonymous access, no $SYS chatter, loopback only."""
 
@@ -50,7 +65,7 @@ class EmbeddedBroker:
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
             },
         }
-        self._broker = Broker(config)
+        self._broker = _Broker(config)
         self._broker._subscriptions = _SubscriptionTable()
         try:
             await self._broker.start()

@@ -18,6 +18,7 @@ COMMANDS: dict = {
     "demo": ("lonewatch.commands.demo", "run broker, gateway, dashboard and simulated devices in one process"),
     "gateway": ("lonewatch.commands.gateway", "run the gateway and the dashboard against a broker"),
     "alarms": ("lonewatch.commands.alarms", "list incidents from a gateway database"),
+    "sim": ("lonewatch.commands.sim", "simulated wearables, fleets and scripted scenarios checked at the gateway"),
     "password": ("lonewatch.commands.password", "make a password hash for a dashboard operator"),
     "backup": ("lonewatch.commands.backup", "copy a gateway database while the gateway runs"),
     "privacy": ("lonewatch.commands.privacy", "export or erase what is held about a worker"),
@@ -33,6 +34,7 @@ COMMANDS: dict = {
         "fuzz": ("bench.fuzz", "hostile and broken messages against the running gateway, between valid alarms"),
         "desk": ("bench.desk", "the desk with 100 open and 100,000 past incidents: snapshot, history, CSV, live pages"),
         "soak": ("bench.soak", "a fleet with churn, alarms and desk pages for a long while: leaks and losses"),
+        "sim": ("bench.sim", "what simulated wearables cost: fleet devices per core, firmware devices keeping up at 50 Hz"),
     },
 }
 GROUP_HELP = {"bench": "long measured runs (benchmarks, fuzz) that print a table and, last, one JSON line"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -147,3 +148,37 @@ def test_demo_against_external_mosquitto(tmp_path, mosquitto):
         assert incident["cause"] == "tilt"
     finally:
         assert demo.stop() < 5.0
+
+
+def online_devices(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT count(*) FROM devices WHERE state = 'online'").fetchone()[0]
+
+
+def threads_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no thread count")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_demo_of_a_thousand_devices_runs_on_a_few_threads_and_stops_within_5_seconds(tmp_path, sig):
+    demo = Demo(tmp_path, "--devices", "1000")
+    try:
+        deadline = time.monotonic() + 90
+        while online_devices(demo.db) < 1000:
+            assert time.monotonic() < deadline, f"{online_devices(demo.db)} of 1000 devices online"
+            assert demo.proc.poll() is None, demo.output()
+            time.sleep(0.5)
+        # The broker, the gateway's MQTT client and the desk's executor take a
+        # few; the thousand devices take one.
+        assert threads_of(demo.proc.pid) <= 8
+        took = demo.stop(sig)
+    finally:
+        if demo.proc.poll() is None:
+            demo.proc.kill()
+    assert demo.proc.returncode == 0, demo.output()[-3000:]
+    assert took < 5.0
+    # The gateway kept its broker connection until it was told to stop.
+    assert "disconnected from" not in demo.output().split("stopping")[0], demo.output()[-3000:]

@@ -112,9 +112,19 @@ def poll():
             _command(words)
 
 
+# Every READS_EVERY sensor reads the board logs the count, so the host can
+# tell whether the firmware's 50 Hz loop keeps up.
+READS_EVERY = 250
+reads = 0
+
+
 def accel_sample():
     """The acceleration the sensor feels now (milli-g)."""
+    global reads
     poll()
+    reads += 1
+    if reads % READS_EVERY == 0:
+        record("reads", "-", reads)
     if not trace_samples:
         return REST
     i = time.ticks_diff(time.ticks_ms(), trace_start) // SAMPLE_MS
