@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 
 from conftest import free_port
+from gateway.incidents import Effects, raise_alarm
 from gateway.routing import Router, parse_routing_config
 from gateway.store import Store
 
@@ -404,3 +405,20 @@ async def test_a_notification_that_failed_is_not_called_notified(receiver, store
 
     [entry] = store.incident_audit(PANIC["id"])
     assert (entry["actor"], entry["action"], entry["detail"]) == ("ops-hook", "notified", "acknowledged (attempt 1)")
+
+
+async def test_a_decision_written_twice_in_one_transaction_is_one_delivery(receiver, store, tmp_path):
+    """The ingest's careful path writes a message's decisions in its savepoint, then its batch's."""
+    router = Router(routing(receiver), store)
+    effects = Effects()
+    with store.transaction():
+        raise_alarm(store, effects, site="hq", device="dev-001", alarm_type="panic", cause=None,
+                    now=time.time(), alarm_id="dev-001:1:1")
+        router.store(store, effects)
+        router.store(store, effects)
+    [row] = pending(tmp_path / "gateway.db")
+    assert (row["event"], row["channel"]) == ("raised", "ops-hook")
+    router.pick_up()
+    await eventually(lambda: router.delivered_total["ops-hook"] == 1)
+    await router.close()
+    assert len(receiver.received) == 1 and pending(tmp_path / "gateway.db") == []
