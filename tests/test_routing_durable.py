@@ -82,7 +82,8 @@ def notified(db_path) -> list[tuple[int, str]]:
 async def test_a_delivery_pending_when_the_gateway_is_killed_is_delivered_after_the_restart(tmp_path, mosquitto):
     receiver = Receiver(free_port())  # down: nothing listens there yet
     db = tmp_path / "lonewatch.db"
-    gateway = GatewayProcess(write_config(tmp_path, mosquitto, routing(receiver), devices=REGISTERED))
+    gateway = GatewayProcess(write_config(tmp_path, mosquitto, routing(receiver), devices=REGISTERED,
+                                          dashboard={"port": free_port()}))
     gateway.start()
     device = None
     try:
@@ -96,7 +97,7 @@ async def test_a_delivery_pending_when_the_gateway_is_killed_is_delivered_after_
 
         await receiver.start()
         gateway.start()
-        await gateway.ready()
+        await gateway.ready(timeout=20)
         await wait_for(lambda: notified(db), timeout=10, what="the delivery after the restart")
         assert receiver.answered() == [(waiting["incident_id"], "raised")]
         assert receiver.received[0]["delivery"] == waiting["delivery_id"]
@@ -113,7 +114,8 @@ async def test_a_receiver_holding_its_answer_when_the_gateway_is_killed_gets_it_
     receiver.answer.clear()
     await receiver.start()
     db = tmp_path / "lonewatch.db"
-    gateway = GatewayProcess(write_config(tmp_path, mosquitto, routing(receiver), devices=REGISTERED))
+    gateway = GatewayProcess(write_config(tmp_path, mosquitto, routing(receiver), devices=REGISTERED,
+                                          dashboard={"port": free_port()}))
     gateway.start()
     device = None
     try:
@@ -125,7 +127,7 @@ async def test_a_receiver_holding_its_answer_when_the_gateway_is_killed_gets_it_
 
         receiver.answer.set()
         gateway.start()
-        await gateway.ready()
+        await gateway.ready(timeout=20)
         await wait_for(lambda: notified(db), timeout=10, what="the delivery after the restart")
         first, again = receiver.received
         # The same notification, sent again after the restart; receivers drop repeats by its id.
