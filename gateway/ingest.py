@@ -137,8 +137,9 @@ class Ingest:
     """The writer thread, with the MQTT link it is fed by and acknowledges
     through, and the downlink its batches publish to."""
 
-    def __init__(self, config: Config, store: Store, on_committed, loop):
-        """on_committed(effects) runs on loop after each commit that changed something."""
+    def __init__(self, config: Config, store: Store, on_committed, loop, route=None):
+        """on_committed(effects) runs on loop after each commit that changed something;
+        route(store, effects) writes, in the same transaction, the notifications effects call for."""
         self.config = config
         self.store = store
         self.counters = Counters()
@@ -150,6 +151,7 @@ class Ingest:
         self.link = MqttLink(config, self.inbox)
         self.downlink = Downlink(self.link, config.gateway.id, on_sent=self.inbox.put)
         self._on_committed = on_committed
+        self._route = route
         self._loop = loop
         self._stopping = threading.Event()
         self._last_reject_log: dict[tuple[str, str], float] = {}
@@ -243,7 +245,7 @@ class Ingest:
                         self._record(item, effects, careful)
                     if sent:
                         self._mark_sent(sent, effects, careful)
-                    self.downlink.store(self.store, effects)
+                    self._decide(effects)
             except Exception as exc:
                 self.counters.restore(counted)
                 if not careful and not is_database_failure(exc):
@@ -266,6 +268,12 @@ class Ingest:
             if batch:
                 self.counters.note_batch(time.time(), len(batch))
             return effects
+
+    def _decide(self, effects: Effects) -> None:
+        """In the caller's transaction: the notifications and commands to devices effects call for."""
+        if self._route is not None:
+            self._route(self.store, effects)
+        self.downlink.store(self.store, effects)
 
     def _database_failed(self, exc: Exception, n: int) -> None:
         self.counters.store_retries += 1
@@ -304,7 +312,7 @@ class Ingest:
         try:
             with self.store.savepoint():  # a failure here loses only this message's changes
                 self._handle(item, own)
-                self.downlink.store(self.store, own)
+                self._decide(own)
         except Exception as exc:
             if is_database_failure(exc):
                 raise  # the database itself is unwell: retry the batch

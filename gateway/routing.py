@@ -4,14 +4,17 @@ The dashboard's live feed is always on and belongs to the gateway; this module
 handles the external channels (webhook, e-mail) chosen by rules in the
 [routing] table of the gateway's TOML config (docs/routing.md).
 
-Delivery is fire-and-forget for the caller: Router.dispatch() only schedules
-one task per (channel, incident, event), each with its own per-attempt timeout
-and retry loop, so a channel that fails or hangs never delays the ingest, the
-MQTT acks or another channel. A delivery that runs out of attempts, or is still
-pending when the gateway stops, is written to the `dead_letters` table so no
-notification is silently lost; one that succeeds goes into the incident's
-audit trail (action `notified`), written on a worker thread so the event
-loop never waits for the database lock the ingest holds while it commits.
+Who hears about an incident change is decided in the transaction that makes
+the change (Router.store, beside the device commands of gateway.downlink):
+one row per channel in the `deliveries` table. After the commit, and at every
+start, Router.pick_up() runs one task per pending row, each with its own
+per-attempt timeout and retry loop, so a channel that fails or hangs never
+delays the ingest, the MQTT acks or another channel. A row leaves the table
+only when its notification is delivered (and goes into the incident's audit
+trail, action `notified`) or runs out of attempts (and goes to the
+`dead_letters` table), both written on a worker thread so the event loop never
+waits for the database lock the ingest holds while it commits. A gateway that
+stops or dies with deliveries pending resumes them at its next start.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import logging
 import re
 import sqlite3
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +32,6 @@ from contract import vocabulary
 from contract.protocol import NAME_RE
 from contract.vocabulary import ALARM_TYPES, PRIORITIES
 from gateway.channels import DeliveryError, Notification
-from gateway.channels.dead_letters import DeadLetters
 from gateway.channels.mail import EmailChannel, parse_email_channel
 from gateway.channels.webhook import WebhookChannel, parse_webhook_channel
 
@@ -222,25 +225,42 @@ def channels_for(config: RoutingConfig, incident: dict, event: str, tier: int = 
 
 
 class Router:
-    """Schedules deliveries to external channels; never blocks its caller."""
+    """Decides deliveries inside the caller's transaction, then runs them without blocking anyone."""
 
-    def __init__(self, config: RoutingConfig, db_path: str, store=None):
-        """`store` (gateway.store.Store) receives the audit entry of each delivery; None records none."""
+    def __init__(self, config: RoutingConfig, store):
+        """`store` (gateway.store.Store) holds the pending deliveries, dead letters and audit."""
         self.config = config
         self._store = store
         self.failures_total = {name: 0 for name in config.channels}
         self.delivered_total = {name: 0 for name in config.channels}
         self.dead_letters_total = {name: 0 for name in config.channels}
-        self._dead_letters = DeadLetters(db_path)
         self._limits = {
             name: asyncio.Semaphore(CONCURRENCY[channel.kind]) for name, channel in config.channels.items()
         }
-        self._tasks: set[asyncio.Task] = set()
+        self._running: dict[int, asyncio.Task] = {}  # by deliveries row id
         self._stopping = asyncio.Event()
         self._closed = False
 
-    def dispatch(self, incident: dict, event: str, tier: int = 0) -> None:
-        """Schedule notification of `event` for `incident`; returns at once."""
+    def store(self, store, effects) -> None:
+        """Write the deliveries that effects.incidents call for, in the caller's transaction.
+
+        Safe to call twice on the same effects (the ingest's careful path
+        does): a decision is unique per incident, event, tier and channel.
+        """
+        for incident_id, event, tier in dict.fromkeys(effects.incidents):
+            if event not in EVENTS:
+                continue
+            try:
+                self.decide(store, store.get_incident(incident_id), event, tier)
+            except sqlite3.Error:
+                raise  # the database's: the caller retries the whole transaction
+            except Exception:
+                # A routing bug must not cost the incident change it follows (the desk still sees it).
+                log.exception("routing %s for incident %s failed", event, incident_id)
+
+    def decide(self, store, incident: dict, event: str, tier: int = 0) -> None:
+        """Write one pending delivery per channel that hears about `event` for `incident`, in the
+        caller's transaction; pick_up() runs them once it has committed."""
         names = channels_for(self.config, incident, event, tier)
         if not names:
             return
@@ -251,75 +271,73 @@ class Router:
             incident=dict(incident, priority=priority_of(incident)),
             gateway_time=time.time(),
         )
-        for name in names:
-            if self._closed:
-                # Too late to deliver; keep it where an operator will find it.
-                self._record_dead_letter_now(name, notification, "gateway stopped before delivery", 0)
-                continue
-            task = asyncio.get_running_loop().create_task(
-                self._deliver(self.config.channels[name], notification),
-                name=f"deliver {name} {event} {incident.get('id')}",
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        payload = notification.to_json().decode()
+        store.add_deliveries([(notification.delivery_id, name, incident["id"], event, tier, payload,
+                               notification.gateway_time) for name in names])
 
-    async def _deliver(self, channel, notification: Notification) -> None:
+    def pick_up(self) -> None:
+        """Start a task for every pending delivery not already running; returns at once."""
+        if self._closed:
+            return  # left pending for the next start
+        for row in self._store.pending_deliveries():
+            if row["id"] in self._running:
+                continue
+            channel = self.config.channels.get(row["channel"])
+            work = (self._deliver(channel, row) if channel is not None else
+                    self._give_up(row, f"channel {row['channel']!r} is no longer in the routing config", 0))
+            task = asyncio.get_running_loop().create_task(
+                work, name=f"deliver {row['channel']} {row['event']} {row['incident_id']}")
+            self._running[row["id"]] = task
+            task.add_done_callback(lambda _task, key=row["id"]: self._running.pop(key, None))
+
+    async def _deliver(self, channel, row: dict) -> None:
+        notification = _notification(row["payload"])
         attempts = 0
         error = ""
-        try:
-            async with self._limits[channel.name]:
-                while attempts < channel.max_attempts:
-                    attempts += 1
-                    try:
-                        async with asyncio.timeout(channel.timeout_s):
-                            await channel.send(notification)
-                    except TimeoutError:
-                        error = f"timed out after {channel.timeout_s:g} s"
-                        permanent = False
-                    except DeliveryError as exc:
-                        error, permanent = str(exc), exc.permanent
-                    except Exception as exc:  # a bug must not lose the notification: retry, then dead-letter
-                        log.exception("%s: unexpected error while sending", channel.name)
-                        error, permanent = f"{type(exc).__name__}: {exc}", False
-                    else:
-                        self.delivered_total[channel.name] += 1
-                        log.info(
-                            "delivered %s for incident %s to %s (attempt %d)",
-                            notification.event, notification.incident.get("id"), channel.name, attempts,
-                        )
-                        if self._store is not None:
-                            await asyncio.to_thread(self._audit_delivery, channel.name, notification, attempts)
-                        return
-                    self.failures_total[channel.name] += 1
-                    log.warning(
-                        "%s: %s for incident %s failed (attempt %d/%d): %s",
-                        channel.name, notification.event, notification.incident.get("id"),
-                        attempts, channel.max_attempts, error,
+        async with self._limits[channel.name]:
+            while attempts < channel.max_attempts:
+                attempts += 1
+                try:
+                    async with asyncio.timeout(channel.timeout_s):
+                        await channel.send(notification)
+                except TimeoutError:
+                    error = f"timed out after {channel.timeout_s:g} s"
+                    permanent = False
+                except DeliveryError as exc:
+                    error, permanent = str(exc), exc.permanent
+                except Exception as exc:  # a bug must not lose the notification: retry, then dead-letter
+                    log.exception("%s: unexpected error while sending", channel.name)
+                    error, permanent = f"{type(exc).__name__}: {exc}", False
+                else:
+                    self.delivered_total[channel.name] += 1
+                    log.info(
+                        "delivered %s for incident %s to %s (attempt %d)",
+                        notification.event, row["incident_id"], channel.name, attempts,
                     )
-                    if permanent or attempts >= channel.max_attempts:
-                        break
-                    if await self._stopped_during(channel.backoff(attempts)):
-                        error = f"gateway stopped before retry; last error: {error}"
-                        break
-        except asyncio.CancelledError:
-            if attempts == 0:
-                error = "gateway stopped before the first attempt"
-            else:
-                error = f"gateway stopped during delivery attempt {attempts}" + (f"; last error: {error}" if error else "")
-            await self._record_dead_letter(channel.name, notification, error, attempts)
-            raise
-        await self._record_dead_letter(channel.name, notification, error, attempts)
+                    await asyncio.to_thread(self._settle_delivered, row, attempts)
+                    return
+                self.failures_total[channel.name] += 1
+                log.warning(
+                    "%s: %s for incident %s failed (attempt %d/%d): %s",
+                    channel.name, notification.event, row["incident_id"], attempts, channel.max_attempts, error,
+                )
+                if permanent or attempts >= channel.max_attempts:
+                    break
+                if await self._stopped_during(channel.backoff(attempts)):
+                    return  # still pending: the next start tries again
+        await self._give_up(row, error, attempts)
 
-    def _audit_delivery(self, name: str, notification: Notification, attempts: int) -> None:
-        tier = f", tier {notification.tier}" if notification.tier else ""
+    def _settle_delivered(self, row: dict, attempts: int) -> None:
+        tier = f", tier {row['tier']}" if row["tier"] else ""
         try:
             with self._store.transaction():
-                self._store.audit(time.time(), name, "notified",
-                                  f"{notification.event}{tier} (attempt {attempts})", notification.incident.get("id"))
+                self._store.delivered(row["id"])
+                self._store.audit(time.time(), row["channel"], "notified",
+                                  f"{row['event']}{tier} (attempt {attempts})", row["incident_id"])
         except sqlite3.Error as exc:
-            # It was delivered; only the record of it is missing, and the log keeps that.
-            log.error("%s: delivered %s for incident %s but could not audit it: %s",
-                      name, notification.event, notification.incident.get("id"), exc)
+            # Still pending, so the next start sends it again: receivers drop it by its delivery id.
+            log.error("%s: delivered %s for incident %s but could not record it: %s",
+                      row["channel"], row["event"], row["incident_id"], exc)
 
     async def _stopped_during(self, delay_s: float) -> bool:
         try:
@@ -329,37 +347,34 @@ class Router:
         except TimeoutError:
             return False
 
-    async def _record_dead_letter(self, name: str, notification: Notification, error: str, attempts: int) -> None:
-        self._count_dead_letter(name, notification, error, attempts)
-        await asyncio.to_thread(self._store_dead_letter, name, notification, error, attempts)
-
-    def _record_dead_letter_now(self, name: str, notification: Notification, error: str, attempts: int) -> None:
-        self._count_dead_letter(name, notification, error, attempts)
-        self._store_dead_letter(name, notification, error, attempts)
-
-    def _count_dead_letter(self, name: str, notification: Notification, error: str, attempts: int) -> None:
-        self.dead_letters_total[name] += 1
+    async def _give_up(self, row: dict, error: str, attempts: int) -> None:
+        name = row["channel"]
+        if name in self.dead_letters_total:
+            self.dead_letters_total[name] += 1
         log.error(
             "%s: gave up on %s for incident %s after %d attempt(s): %s -> dead_letters",
-            name, notification.event, notification.incident.get("id"), attempts, error,
+            name, row["event"], row["incident_id"], attempts, error,
         )
+        await asyncio.to_thread(self._store_dead_letter, row, error, attempts)
 
-    def _store_dead_letter(self, name: str, notification: Notification, error: str, attempts: int) -> None:
+    def _store_dead_letter(self, row: dict, error: str, attempts: int) -> None:
         try:
-            self._dead_letters.add(name, notification, error, attempts)
+            with self._store.transaction():
+                self._store.dead_letter(row["id"], time.time(), error, attempts)
         except sqlite3.Error as exc:
-            # Last resort: the log is the only record left, so it gets everything.
-            log.critical("%s: could not store dead letter (%s): %s", name, exc, notification.to_json().decode())
+            # Still pending, so the next start tries it again.
+            log.error("%s: could not move %s for incident %s to dead_letters: %s",
+                      row["channel"], row["event"], row["incident_id"], exc)
 
     async def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
         """Let attempts in flight finish for up to grace_s, then stop the rest.
 
-        Deliveries waiting to retry stop at once; everything not delivered is
-        written to dead_letters before close() returns.
+        Deliveries waiting to retry stop at once. What is not delivered stays
+        pending in the database, and the next start resumes it.
         """
         self._closed = True
         self._stopping.set()
-        pending = set(self._tasks)
+        pending = set(self._running.values())
         if pending:
             _done, late = await asyncio.wait(pending, timeout=grace_s)
             for task in late:
@@ -367,3 +382,10 @@ class Router:
             await asyncio.gather(*pending, return_exceptions=True)
         for channel in self.config.channels.values():
             await channel.close()
+
+
+def _notification(payload: str) -> Notification:
+    """The notification as written when it was decided: the same body and delivery id on every attempt."""
+    body = json.loads(payload)
+    return Notification(delivery_id=body["delivery_id"], event=body["event"], tier=body["tier"],
+                        incident=body["incident"], gateway_time=body["gateway_time"])

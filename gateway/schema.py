@@ -285,12 +285,34 @@ CREATE INDEX incidents_session ON incidents (session_id) WHERE session_id IS NOT
 """
 
 
+# Notifications routing decided and has not yet delivered or given up on:
+# written in the transaction of the incident change that caused them, so a
+# gateway that dies resumes them at its next start (gateway/routing.py). One
+# row per channel; a decision is made once per incident, event and tier, which
+# also makes writing it twice in one transaction harmless.
+PENDING_DELIVERIES = """
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    delivery_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    incident_id INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    tier INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (incident_id, event, tier, channel)
+);
+"""
+
+
 MIGRATIONS = (
     Migration(1, "create the tables of release 0.1.0, or adopt a 0.1.0 file's", _release_0_1_0),
     Migration(2, "workers, their devices over time, desk users; indexes for the board and history",
               lambda db: _run_script(db, PEOPLE_AND_ACCOUNTS)),
     Migration(3, "sessions for the desk: worker, note, end apart from the check-in timer, how it ended, check-ins",
               lambda db: _run_script(db, SESSIONS_FOR_THE_DESK)),
+    Migration(4, "pending notifications, so deliveries survive a gateway's death",
+              lambda db: _run_script(db, PENDING_DELIVERIES)),
 )
 
 

@@ -92,8 +92,10 @@ class Gateway:
         with self.store.transaction():
             for device in self.config.devices.registered:
                 self.store.register_device(device)
-        self.router = Router(self.config.routing, self.config.gateway.db, self.store)
-        self.ingest = Ingest(self.config, self.store, self._apply, loop)
+        self.router = Router(self.config.routing, self.store)
+        # What an earlier run left pending (it stopped or died mid-delivery).
+        self.router.pick_up()
+        self.ingest = Ingest(self.config, self.store, self._apply, loop, route=self.router.store)
         self.downlink = self.ingest.downlink
         # Committed by an earlier run but never acknowledged by the broker:
         # queued now, so they go out first once connected.
@@ -145,19 +147,15 @@ class Gateway:
     # ---- after a commit (runs on the event loop) ----------------------------
 
     def _apply(self, effects: Effects) -> None:
-        """Live feed and routing; the ingest's writer has published the commands of its batches."""
+        """Live feed and deliveries; the ingest's writer has published the commands of its batches."""
         # One query for all the incidents of an ingest batch (often many alarms of a few incidents).
         current = self.store.get_incidents(i for i, _, _ in effects.incidents) if effects.incidents else {}
         # An outbox replay attaches several alarms to one incident in one batch: each
         # would be the same update (the same snapshot, taken after the commit), so it goes once.
-        for incident_id, event, tier in dict.fromkeys(effects.incidents):
-            incident = current[incident_id]
-            self._publish_live({"type": "incident", "event": event, "incident": incident})
-            if event in ROUTED_EVENTS:
-                try:
-                    self.router.dispatch(incident, event, tier)
-                except Exception:
-                    log.exception("routing %s for incident %s failed", event, incident_id)
+        for incident_id, event, _tier in dict.fromkeys(effects.incidents):
+            self._publish_live({"type": "incident", "event": event, "incident": current[incident_id]})
+        if any(event in ROUTED_EVENTS for _, event, _ in effects.incidents):
+            self.router.pick_up()  # what the transaction decided (Router.store)
         for device in dict.fromkeys(effects.devices):
             self._publish_live({"type": "device", "device": self.store.get_device(device)})
         for session_id in dict.fromkeys(effects.sessions):
@@ -168,6 +166,7 @@ class Gateway:
         effects = Effects()
         with self.store.transaction():
             work(effects)
+            self.router.store(self.store, effects)
             self.downlink.store(self.store, effects)
         self._apply(effects)
         self.downlink.publish(effects.outbox)
@@ -392,6 +391,8 @@ class Gateway:
             await asyncio.sleep(period)
             try:
                 self.tick(time.time())
+                # Dead letters an operator put back (`lonewatch deliveries retry`).
+                self.router.pick_up()
                 self._timers_ok = True
                 self._last_tick = time.time()
             except Exception:

@@ -436,6 +436,43 @@ class Store:
                 " RETURNING id, tier, device", (now, *chunk))
         return rows
 
+    # ---- notifications to external channels ---------------------------------
+
+    def add_deliveries(self, rows) -> None:
+        """Pending notifications (delivery_id, channel, incident_id, event, tier, payload, created_at), in the
+        caller's transaction; a decision already written is kept as it is."""
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO deliveries (delivery_id, channel, incident_id, event, tier, payload, created_at)"
+            " VALUES (?,?,?,?,?,?,?)", rows)
+
+    def pending_deliveries(self) -> list[dict]:
+        """Oldest first."""
+        return self._all("SELECT * FROM deliveries ORDER BY id")
+
+    def delivered(self, delivery_row: int) -> None:
+        self._write("DELETE FROM deliveries WHERE id = ?", (delivery_row,))
+
+    def dead_letter(self, delivery_row: int, now: float, error: str, attempts: int) -> None:
+        """Move a pending notification to dead_letters, in the caller's transaction."""
+        self._write("INSERT INTO dead_letters (time, channel, incident_id, event, tier, delivery_id, payload,"
+                    " last_error, attempts) SELECT ?, channel, CAST(incident_id AS TEXT), event, tier, delivery_id,"
+                    " payload, ?, ? FROM deliveries WHERE id = ?", (now, error, attempts, delivery_row))
+        self._write("DELETE FROM deliveries WHERE id = ?", (delivery_row,))
+
+    def list_dead_letters(self) -> list[dict]:
+        return self._all("SELECT * FROM dead_letters ORDER BY id")
+
+    def retry_dead_letters(self, ids: list[int] | None, now: float) -> int:
+        """Put dead letters (these ids, or all of them) back among the pending
+        deliveries, in the caller's transaction; returns how many went back."""
+        where, params = ("", ()) if ids is None else (f" WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
+        moved = self.db.conn.execute(
+            "INSERT OR IGNORE INTO deliveries (delivery_id, channel, incident_id, event, tier, payload, created_at)"
+            f" SELECT delivery_id, channel, CAST(incident_id AS INTEGER), event, tier, payload, ? FROM dead_letters"
+            f"{where} ORDER BY id", (now, *params)).rowcount
+        self.db.conn.execute(f"DELETE FROM dead_letters{where}", params)
+        return moved
+
     # ---- commands to devices --------------------------------------------------
 
     def add_commands(self, now: float, commands) -> None:

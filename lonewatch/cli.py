@@ -22,6 +22,7 @@ COMMANDS: dict = {
     "password": ("lonewatch.commands.password", "make a password hash for a dashboard operator"),
     "backup": ("lonewatch.commands.backup", "copy a gateway database while the gateway runs"),
     "privacy": ("lonewatch.commands.privacy", "export or erase what is held about a worker"),
+    "deliveries": ("lonewatch.commands.deliveries", "pending webhook and e-mail notifications and dead letters; retry"),
     "worker": ("lonewatch.commands.worker", "add workers, give them devices, list them"),
     "user": ("lonewatch.commands.user", "add desk users (operator or admin), change passwords, disable users"),
     "power": ("lonewatch.commands.power", "the wearable's power budget: hours per battery from datasheet currents"),

@@ -245,3 +245,17 @@ async def test_the_sessions_of_a_0_1_0_database_keep_their_due_time_as_their_end
         ended = await gateway.end_session(still_open["id"], "dave")
         assert ended["ended_how"] == "ended_by_desk"
         assert still_open["id"] in [s["id"] for s in gateway.iter_session_history()]
+
+
+def test_the_dead_letters_of_a_0_1_0_database_can_be_put_back_for_delivery(tmp_path, capsys):
+    path = copy_of_release_0_1_0(tmp_path)
+    letters = every_row(path)["dead_letters"]
+    assert cli.main(["deliveries", "retry", "--db", str(path), "--all"]) == 0
+
+    after = every_row(path)
+    assert after["dead_letters"] == []
+    # 0.1.0 kept the incident id as text; pending deliveries key it as a number.
+    assert [(d["delivery_id"], d["channel"], str(d["incident_id"]), d["event"], d["tier"], d["payload"])
+            for d in after["deliveries"]] == [
+        (d["delivery_id"], d["channel"], d["incident_id"], d["event"], d["tier"], d["payload"]) for d in letters]
+    assert capsys.readouterr().out.startswith(f"{len(letters)} dead letter(s) back for delivery")

@@ -1,5 +1,6 @@
 """Routing delivers to real receivers: an aiohttp webhook server and an aiosmtpd
-SMTP server on free ports, with the dead-letter table in a real SQLite file."""
+SMTP server on free ports, with the pending deliveries and dead letters in a
+real SQLite file."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import email.policy
 import hashlib
 import hmac
 import json
-import sqlite3
 import threading
 import time
 
@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 
 from conftest import free_port
+from gateway.incidents import Effects, raise_alarm
 from gateway.routing import Router, parse_routing_config
 from gateway.store import Store
 
@@ -133,9 +134,27 @@ def dead_letters(db_path) -> list[dict]:
     return list(sqlite_utils.Database(db_path)["dead_letters"].rows)
 
 
-async def test_webhook_post_is_signed_and_the_receiver_can_verify_it(receiver, tmp_path):
-    router = Router(routing(receiver), str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "raised")
+def pending(db_path) -> list[dict]:
+    return list(sqlite_utils.Database(db_path)["deliveries"].rows)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(str(tmp_path / "gateway.db"))
+    yield store
+    store.close()
+
+
+def dispatch(router: Router, store: Store, incident: dict, event: str, tier: int = 0) -> None:
+    """What the gateway does: decide in the incident change's transaction, start once committed."""
+    with store.transaction():
+        router.decide(store, incident, event, tier)
+    router.pick_up()
+
+
+async def test_webhook_post_is_signed_and_the_receiver_can_verify_it(receiver, store, tmp_path):
+    router = Router(routing(receiver), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: receiver.received)
     await router.close()
 
@@ -149,20 +168,20 @@ async def test_webhook_post_is_signed_and_the_receiver_can_verify_it(receiver, t
     assert router.delivered_total == {"ops-hook": 1}
 
 
-async def test_a_tampered_body_or_wrong_secret_fails_verification(receiver, tmp_path):
+async def test_a_tampered_body_or_wrong_secret_fails_verification(receiver, store, tmp_path):
     config = routing(receiver)
     config.channels["ops-hook"].secret = "not-the-receivers-secret"
-    router = Router(config, str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "raised")
+    router = Router(config, store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: receiver.received)
     await router.close()
     assert not receiver.received[0]["verified"]
 
 
-async def test_webhook_retries_on_server_error_with_the_same_delivery_id(receiver, tmp_path):
+async def test_webhook_retries_on_server_error_with_the_same_delivery_id(receiver, store, tmp_path):
     receiver.statuses = [500, 503, 200]
-    router = Router(routing(receiver), str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "raised")
+    router = Router(routing(receiver), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: router.delivered_total["ops-hook"] == 1)
     await router.close()
 
@@ -173,20 +192,13 @@ async def test_webhook_retries_on_server_error_with_the_same_delivery_id(receive
     assert dead_letters(tmp_path / "gateway.db") == []
 
 
-async def test_webhook_goes_to_dead_letters_after_max_attempts(receiver, tmp_path):
+async def test_webhook_goes_to_dead_letters_after_max_attempts(receiver, store, tmp_path):
     db_path = tmp_path / "gateway.db"
-    # The gateway's store writes the same file through its own connection.
-    store = sqlite3.connect(db_path)
-    store.execute("PRAGMA journal_mode=WAL")
-    store.execute("CREATE TABLE incidents (id INTEGER PRIMARY KEY)")
-    store.commit()
     receiver.statuses = [500]
-    router = Router(routing(receiver, hook={"max_attempts": 3}), str(db_path))
-    router.dispatch(PANIC, "raised")
+    router = Router(routing(receiver, hook={"max_attempts": 3}), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: router.dead_letters_total["ops-hook"] == 1)
     await router.close()
-    store.execute("INSERT INTO incidents VALUES (42)")
-    store.commit()
 
     assert len(receiver.received) == 3
     [letter] = dead_letters(db_path)
@@ -197,51 +209,79 @@ async def test_webhook_goes_to_dead_letters_after_max_attempts(receiver, tmp_pat
     assert "HTTP 500" in letter["last_error"]
     assert json.loads(letter["payload"])["incident"]["device"] == "dev-001"
     assert router.failures_total == {"ops-hook": 3}
+    assert pending(db_path) == []  # moved, not copied
 
 
-async def test_a_rejected_webhook_is_not_retried(receiver, tmp_path):
+async def test_a_rejected_webhook_is_not_retried(receiver, store, tmp_path):
     receiver.statuses = [401]
-    router = Router(routing(receiver), str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "raised")
+    router = Router(routing(receiver), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: router.dead_letters_total["ops-hook"] == 1)
     await router.close()
     assert len(receiver.received) == 1
     assert "HTTP 401" in dead_letters(tmp_path / "gateway.db")[0]["last_error"]
 
 
-async def test_close_puts_pending_retries_in_dead_letters(receiver, tmp_path):
-    receiver.statuses = [500]
-    router = Router(routing(receiver, hook={"backoff_s": 600}), str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "raised")
+async def test_a_retry_pending_at_close_stays_pending_and_the_next_start_sends_it(receiver, store, tmp_path):
+    receiver.statuses = [500, 200]
+    router = Router(routing(receiver, hook={"backoff_s": 600}), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: router.failures_total["ops-hook"] == 1)
     await asyncio.wait_for(router.close(), 5)
+    assert dead_letters(tmp_path / "gateway.db") == []
+    assert [row["event"] for row in pending(tmp_path / "gateway.db")] == ["raised"]
 
-    [letter] = dead_letters(tmp_path / "gateway.db")
-    assert letter["attempts"] == 1
-    assert "stopped before retry" in letter["last_error"]
+    restarted = Router(routing(receiver), store)
+    restarted.pick_up()
+    await eventually(lambda: restarted.delivered_total["ops-hook"] == 1)
+    await restarted.close()
+    assert len({r["delivery"] for r in receiver.received}) == 1  # the same notification, resumed
+    assert pending(tmp_path / "gateway.db") == []
 
 
-async def test_close_cancels_a_hanging_delivery_into_dead_letters(receiver, tmp_path):
+async def test_close_cancels_a_hanging_delivery_and_the_next_start_sends_it_again(receiver, store, tmp_path):
     receiver.hang = True
-    router = Router(routing(receiver, hook={"timeout_s": 600}), str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "raised")
+    router = Router(routing(receiver, hook={"timeout_s": 600}), store)
+    dispatch(router, store, PANIC, "raised")
     await receiver.hanging.wait()
     await asyncio.wait_for(router.close(grace_s=0.2), 5)
-    assert "stopped during delivery" in dead_letters(tmp_path / "gateway.db")[0]["last_error"]
+    assert dead_letters(tmp_path / "gateway.db") == []
+
+    receiver.hang = False
+    restarted = Router(routing(receiver), store)
+    restarted.pick_up()
+    await eventually(lambda: restarted.delivered_total["ops-hook"] == 1)
+    await restarted.close()
+    first, again = receiver.received
+    assert first["delivery"] == again["delivery"] and again["verified"]
 
 
-async def test_a_dispatch_after_close_goes_straight_to_dead_letters(receiver, tmp_path):
-    router = Router(routing(receiver), str(tmp_path / "gateway.db"))
+async def test_a_decision_after_close_stays_pending_for_the_next_start(receiver, store, tmp_path):
+    router = Router(routing(receiver), store)
     await router.close()
-    router.dispatch(PANIC, "acknowledged")
+    dispatch(router, store, PANIC, "acknowledged")
+    assert [(row["event"], row["channel"]) for row in pending(tmp_path / "gateway.db")] == [
+        ("acknowledged", "ops-hook")]
+    assert receiver.received == [] and dead_letters(tmp_path / "gateway.db") == []
+
+
+async def test_a_delivery_to_a_channel_no_longer_configured_goes_to_dead_letters(receiver, smtp, store, tmp_path):
+    router = Router(routing(receiver), store)
+    await router.close()
+    dispatch(router, store, PANIC, "raised")
+
+    restarted = Router(routing(smtp=smtp), store)
+    restarted.pick_up()
+    await eventually(lambda: dead_letters(tmp_path / "gateway.db"))
+    await restarted.close()
     [letter] = dead_letters(tmp_path / "gateway.db")
-    assert (letter["event"], letter["attempts"]) == ("acknowledged", 0)
-    assert receiver.received == []
+    assert letter["channel"] == "ops-hook" and "no longer in the routing config" in letter["last_error"]
+    assert pending(tmp_path / "gateway.db") == [] and smtp.messages == []
 
 
-async def test_email_says_what_where_when_and_what_to_do(smtp, tmp_path):
-    router = Router(routing(smtp=smtp), str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "raised")
+async def test_email_says_what_where_when_and_what_to_do(smtp, store, tmp_path):
+    router = Router(routing(smtp=smtp), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: smtp.messages)
     await router.close()
 
@@ -255,11 +295,11 @@ async def test_email_says_what_where_when_and_what_to_do(smtp, tmp_path):
     assert "acknowledge the incident" in text
 
 
-async def test_email_for_an_unregistered_man_down_escalation_says_so(smtp, tmp_path):
+async def test_email_for_an_unregistered_man_down_escalation_says_so(smtp, store, tmp_path):
     incident = dict(PANIC, type="man_down", cause="fall", registered=False, location=None)
     config = routing(smtp=smtp, escalation={"tiers": [["duty-mail"]]})
-    router = Router(config, str(tmp_path / "gateway.db"))
-    router.dispatch(incident, "escalated", tier=1)
+    router = Router(config, store)
+    dispatch(router, store, incident, "escalated", tier=1)
     await eventually(lambda: smtp.messages)
     await router.close()
 
@@ -271,11 +311,11 @@ async def test_email_for_an_unregistered_man_down_escalation_says_so(smtp, tmp_p
     assert "escalation tier 1" in text
 
 
-async def test_email_for_a_resolved_incident_says_who_and_why(smtp, tmp_path):
+async def test_email_for_a_resolved_incident_says_who_and_why(smtp, store, tmp_path):
     resolved = dict(PANIC, state="resolved", resolved_by="carol", resolved_at=1795300300.0,
                     resolution="false_alarm", note="pressed by accident")
-    router = Router(routing(smtp=smtp), str(tmp_path / "gateway.db"))
-    router.dispatch(resolved, "resolved", tier=1)
+    router = Router(routing(smtp=smtp), store)
+    dispatch(router, store, resolved, "resolved", tier=1)
     await eventually(lambda: smtp.messages)
     await router.close()
 
@@ -287,22 +327,22 @@ async def test_email_for_a_resolved_incident_says_who_and_why(smtp, tmp_path):
     assert "pressed by accident" in text and "No action needed" in text
 
 
-async def test_email_is_retried_when_the_server_says_try_later(smtp, tmp_path):
+async def test_email_is_retried_when_the_server_says_try_later(smtp, store, tmp_path):
     smtp.replies = ["451 Requested action aborted: local error in processing"]
-    router = Router(routing(smtp=smtp), str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "raised")
+    router = Router(routing(smtp=smtp), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: smtp.messages)
     await router.close()
     assert router.failures_total == {"duty-mail": 1}
     assert router.delivered_total == {"duty-mail": 1}
 
 
-async def test_a_hanging_webhook_delays_neither_the_caller_nor_the_email(receiver, smtp, tmp_path):
+async def test_a_hanging_webhook_delays_neither_the_caller_nor_the_email(receiver, smtp, store, tmp_path):
     receiver.hang = True
     config = routing(receiver, smtp, hook={"timeout_s": 600})
-    router = Router(config, str(tmp_path / "gateway.db"))
+    router = Router(config, store)
 
-    router.dispatch(PANIC, "raised")
+    dispatch(router, store, PANIC, "raised")
     # dispatch returned without yielding to the loop, so nothing was sent yet.
     assert receiver.received == [] and smtp.messages == []
 
@@ -312,7 +352,7 @@ async def test_a_hanging_webhook_delays_neither_the_caller_nor_the_email(receive
     await router.close(grace_s=0.1)
 
 
-async def test_escalation_tiers_reach_the_right_receivers(receiver, tmp_path):
+async def test_escalation_tiers_reach_the_right_receivers(receiver, store, tmp_path):
     hook = {"type": "webhook", "secret": SECRET, "backoff_s": 0.05}
     table = {
         "channels": {
@@ -323,8 +363,8 @@ async def test_escalation_tiers_reach_the_right_receivers(receiver, tmp_path):
         "rules": [{"sites": ["hq"], "channels": ["desk-hook"]}],
         "escalation": {"tiers": [["duty-hook"], ["manager-hook"]]},
     }
-    router = Router(parse_routing_config(table), str(tmp_path / "gateway.db"))
-    router.dispatch(PANIC, "escalated", tier=2)
+    router = Router(parse_routing_config(table), store)
+    dispatch(router, store, PANIC, "escalated", tier=2)
     await eventually(lambda: len(receiver.received) == 2)
     await asyncio.sleep(0.1)
     await router.close()
@@ -333,8 +373,7 @@ async def test_escalation_tiers_reach_the_right_receivers(receiver, tmp_path):
 
 
 async def test_each_channel_notified_goes_into_the_incidents_timeline_written_off_the_event_loop(
-        receiver, smtp, tmp_path):
-    store = Store(str(tmp_path / "gateway.db"))
+        receiver, smtp, store, tmp_path):
     writers = []
     real_audit = store.audit
 
@@ -343,8 +382,8 @@ async def test_each_channel_notified_goes_into_the_incidents_timeline_written_of
         return real_audit(*args, **kwargs)
 
     store.audit = audit
-    router = Router(routing(receiver, smtp), str(tmp_path / "gateway.db"), store)
-    router.dispatch(PANIC, "raised")
+    router = Router(routing(receiver, smtp), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: len(store.incident_audit(PANIC["id"])) == 2)
     await router.close()
 
@@ -353,19 +392,33 @@ async def test_each_channel_notified_goes_into_the_incidents_timeline_written_of
     assert all(a["action"] == "notified" and a["detail"] == "raised (attempt 1)" for a in entries.values())
     # The loop runs the timers; the database lock may be held by the ingest mid-commit.
     assert threading.main_thread() not in writers
-    store.close()
 
 
-async def test_a_notification_that_failed_is_not_called_notified(receiver, tmp_path):
-    store = Store(str(tmp_path / "gateway.db"))
+async def test_a_notification_that_failed_is_not_called_notified(receiver, store, tmp_path):
     receiver.statuses = [500, 200]
-    router = Router(routing(receiver, hook={"max_attempts": 1}), str(tmp_path / "gateway.db"), store)
-    router.dispatch(PANIC, "raised")
+    router = Router(routing(receiver, hook={"max_attempts": 1}), store)
+    dispatch(router, store, PANIC, "raised")
     await eventually(lambda: router.dead_letters_total["ops-hook"] == 1)
-    router.dispatch(dict(PANIC, state="acknowledged"), "acknowledged")
+    dispatch(router, store, dict(PANIC, state="acknowledged"), "acknowledged")
     await eventually(lambda: store.incident_audit(PANIC["id"]))
     await router.close()
 
     [entry] = store.incident_audit(PANIC["id"])
     assert (entry["actor"], entry["action"], entry["detail"]) == ("ops-hook", "notified", "acknowledged (attempt 1)")
-    store.close()
+
+
+async def test_a_decision_written_twice_in_one_transaction_is_one_delivery(receiver, store, tmp_path):
+    """The ingest's careful path writes a message's decisions in its savepoint, then its batch's."""
+    router = Router(routing(receiver), store)
+    effects = Effects()
+    with store.transaction():
+        raise_alarm(store, effects, site="hq", device="dev-001", alarm_type="panic", cause=None,
+                    now=time.time(), alarm_id="dev-001:1:1")
+        router.store(store, effects)
+        router.store(store, effects)
+    [row] = pending(tmp_path / "gateway.db")
+    assert (row["event"], row["channel"]) == ("raised", "ops-hook")
+    router.pick_up()
+    await eventually(lambda: router.delivered_total["ops-hook"] == 1)
+    await router.close()
+    assert len(receiver.received) == 1 and pending(tmp_path / "gateway.db") == []
