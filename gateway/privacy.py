@@ -5,8 +5,9 @@ A worker's data is the registry row, the devices they wore and when, their
 lone-work sessions and check-ins, the incidents raised while they wore a
 device or for their session (summaries and notes can name them; locations
 say where they were), the audit entries and undelivered notifications of
-those incidents, and the alarm and event messages their devices sent while
-they wore them (locations again). The retention purge removes all of it by
+those incidents, notifications still to be sent about them, and the alarm
+and event messages their devices sent while they wore them (locations
+again). The retention purge removes all of it by
 age; `forget` removes it for one person now.
 """
 
@@ -61,6 +62,8 @@ def _holdings(store, worker: dict) -> dict:
         "dead_letters": _rows(store, f"SELECT * FROM dead_letters WHERE incident_id IN ({imarks}) "
                               "OR instr(payload, ?) OR instr(payload, ?)",
                               (*[str(i) for i in incident_ids], worker["name"], worker["phone"])),
+        "deliveries": _rows(store, f"SELECT * FROM deliveries WHERE incident_id IN ({imarks}) "
+                            "OR instr(payload, ?) OR instr(payload, ?)", (*incident_ids, worker["name"], worker["phone"])),
         "messages": messages,
     }
 
@@ -111,6 +114,8 @@ def forget(store, worker_id: int, now: float, by: str) -> dict:
         store.db.execute("UPDATE audit SET detail = ? WHERE id = ?", (scrub(row["detail"]), row["id"]))
     for row in held["dead_letters"]:
         store.db.execute("UPDATE dead_letters SET payload = ? WHERE id = ?", (scrub(row["payload"]), row["id"]))
+    for row in held["deliveries"]:  # still to be sent: they go without the name
+        store.db.execute("UPDATE deliveries SET payload = ? WHERE id = ?", (scrub(row["payload"]), row["id"]))
     for row in held["sessions"]:
         store.db.execute("UPDATE sessions SET worker = ?, phone = NULL, place = ?, note = NULL, location = NULL "
                          "WHERE id = ?", (FORGOTTEN, FORGOTTEN, row["id"]))
