@@ -244,10 +244,14 @@ class VirtualDevice:
 
     def start(self, wait_online=True, timeout=15.0):
         self.ctl_port = _free_port(socket.SOCK_DGRAM)
+        # Paths relative to the flash folder the VM runs in: on a device they
+        # are a few bytes ("/lib"), and the host's temporary folder, however
+        # deep, must not take the device's heap (each is kept there).
         env = {
-            "MICROPYPATH": "%s:%s:.frozen" % (self.vboard, self.lib),
+            "MICROPYPATH": "%s:%s:.frozen" % (os.path.relpath(self.vboard, self.flash),
+                                              os.path.relpath(self.lib, self.flash)),
             "LW_VBOARD_PORT": str(self.ctl_port),
-            "LW_VBOARD_LOG": str(self.outputs_path),
+            "LW_VBOARD_LOG": os.path.relpath(self.outputs_path, self.flash),
             "LW_VBOARD_SENSOR": self.sensor,
             "LW_VBOARD_INIT": "adc %d %d" % (PINS["battery"], self._battery_uv(self.battery_mv)),
             "HOME": str(self.workdir),
@@ -255,7 +259,7 @@ class VirtualDevice:
         cmd = [str(MICROPYTHON)]
         if self.heapsize:
             cmd += ["-X", "heapsize=" + self.heapsize]
-        cmd += [str(self.lib / "main.py")]
+        cmd += [os.path.relpath(self.lib / "main.py", self.flash)]
         mark = self.mark()
         self.proc = subprocess.Popen(cmd, cwd=self.flash, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 
 import pytest
@@ -283,3 +284,25 @@ async def test_the_phone_layout_has_no_sideways_scrolling(browser, desk, amqtt_b
             assert width <= PHONE["width"], (path, width)
     finally:
         await context.close()
+
+
+async def test_a_database_that_refuses_writes_is_shown_on_the_board_until_it_recovers(page, desk, amqtt_broker):
+    """The gateway is up and the live link too, but nothing can be stored:
+    the board must not look calm."""
+    await log_in(page, desk.url)
+    await page.wait_for_selector("#link.up")
+    assert await page.is_hidden("#gateway-problems")
+    blocker = sqlite3.connect(desk.gateway.config.gateway.db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    device = Device(amqtt_broker, "dev-009")
+    try:
+        device.alarm("panic")
+        await page.wait_for_selector("#gateway-problems:not([hidden])", timeout=15000)
+        assert "refuses writes" in await page.inner_text("#gateway-problems")
+        await shot(page, "board-database-refusing-writes.png")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await page.wait_for_selector("#gateway-problems", state="hidden", timeout=15000)
+    await page.wait_for_selector("#open .card", timeout=10000)  # the alarm, stored once the database took it
+    device.close()

@@ -9,7 +9,7 @@ let lastHeard = 0;              // when the link last said anything (a tick ever
 const LINK_SILENT_MS = 15000;
 
 // Page state the browser tests read: what the desk is showing and sounding.
-const desk = window.desk = { link: "connecting", sounding: [], tonesPlayed: 0, soundEnabled: false, lastTone: null };
+const desk = window.desk = { link: "connecting", sounding: [], tonesPlayed: 0, soundEnabled: false, lastTone: null, problems: [] };
 
 // ---- sound -------------------------------------------------------------------
 // Web Audio, made here: no file to fetch (the desk may be offline). A person
@@ -251,6 +251,25 @@ function connect() {
     retry = Math.min(5000, retry * 2);
   };
 }
+
+// The gateway can be up and still blind or mute: not connected to the broker,
+// or its database refusing writes (nothing is acknowledged then). /healthz
+// says so in words; the board shows them until they clear.
+const HEALTH_EVERY_MS = 5000;
+
+async function checkHealth() {
+  const banner = document.getElementById("gateway-problems");
+  try {
+    const health = await (await fetch("/healthz", { cache: "no-store" })).json();
+    desk.problems = health.problems || [];
+  } catch (e) {
+    desk.problems = [];  // unreachable: the live link's own banner says so
+  }
+  banner.textContent = desk.problems.length ? "GATEWAY PROBLEM — " + desk.problems.join(" · ") : "";
+  banner.hidden = !desk.problems.length;
+}
+setInterval(checkHealth, HEALTH_EVERY_MS);
+checkHealth();
 
 // A frozen page (laptop lid, network gone without a close) is caught by the silence check above.
 window.addEventListener("offline", () => { if (socket) socket.close(); });
