@@ -29,7 +29,6 @@ import asyncio
 import json
 import random
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -40,11 +39,11 @@ import aiohttp
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.gateway import LONEWATCH, start_broker, stop
+from bench.gateway import start_broker, start_gateway, stop
 from contract import protocol, vocabulary
 from gateway import accounts
 from gateway.store import Store
-from simulator.ports import free_port, wait_for_port
+from simulator.ports import wait_for_port
 
 SITE = "plant"
 DEVICES = 200
@@ -301,16 +300,10 @@ def run(args) -> int:
         broker, mqtt_port = start_broker("mosquitto", tmp)
         procs = [broker]
         try:
-            http_port = free_port()
-            config = tmp / "gateway.toml"
             # Escalation is not measured here: a re-alert of every open incident in the middle of a
             # measurement would only add noise, so the acknowledgement timeout outlasts the run.
-            config.write_text(
-                f'[gateway]\nid = "gw-desk"\ndb = "{db}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n'
-                f'[alarms]\nack_timeout_s = 3600\n[dashboard]\nport = {http_port}\n')
-            log_path = tmp / "gateway.log"
-            gateway = subprocess.Popen([LONEWATCH, "gateway", "--config", str(config)], stdout=subprocess.DEVNULL,
-                                       stderr=open(log_path, "w"))
+            gateway, http_port, _ = start_gateway(tmp, mqtt_port, db, "gw-desk",
+                                                         "[alarms]\nack_timeout_s = 3600\n")
             procs.append(gateway)
             wait_for_port(http_port, 60)
             rows, result = asyncio.run(_measure(args, f"http://127.0.0.1:{http_port}", mqtt_port, gateway.pid,

@@ -23,9 +23,7 @@ import json
 import os
 import random
 import sqlite3
-import subprocess
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,9 +31,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.gateway import LONEWATCH, start_broker, stop
+from bench.gateway import start_broker, start_gateway, stop
 from contract import protocol
-from simulator.ports import free_port, wait_for_port
+from simulator.ports import wait_for_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "protocol" / "examples"
 VALID_EVERY = 20
@@ -206,14 +204,9 @@ def run(args) -> int:
         broker, mqtt_port = start_broker("mosquitto", tmp)
         procs = [broker]
         try:
-            http_port = free_port()
             db = tmp / "fuzz.db"
-            config = tmp / "gateway.toml"
-            config.write_text(f'[gateway]\nid = "gw-fuzz"\ndb = "{db}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n'
-                              f'[dashboard]\nport = {http_port}\n[devices]\nregistered = {json.dumps(DEVICES)}\n')
-            log_path = tmp / "gateway.log"
-            gateway = subprocess.Popen([LONEWATCH, "gateway", "--config", str(config)], stdout=subprocess.DEVNULL,
-                                       stderr=open(log_path, "w"))
+            gateway, http_port, log_path = start_gateway(tmp, mqtt_port, db, "gw-fuzz",
+                                                         f'[devices]\nregistered = {json.dumps(DEVICES)}\n')
             procs.append(gateway)
             wait_for_port(http_port, 30)
             while not _healthy(http_port):

@@ -82,6 +82,21 @@ def start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
+def start_gateway(tmp: Path, mqtt_port: int, db: Path, gateway_id: str,
+                  extra_toml: str = "") -> tuple[subprocess.Popen, int, Path]:
+    """`lonewatch gateway` in its own process on the broker, its desk on a free
+    port: (the process, the desk's port, its log file). extra_toml: more
+    tables ([dashboard.operators], [devices], ...)."""
+    http_port = free_port()
+    config = tmp / "gateway.toml"
+    config.write_text(f'[gateway]\nid = "{gateway_id}"\ndb = "{db}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n'
+                      f'[dashboard]\nport = {http_port}\n{extra_toml}')
+    log_path = tmp / "gateway.log"
+    proc = subprocess.Popen([LONEWATCH, "gateway", "--config", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=open(log_path, "w"))
+    return proc, http_port, log_path
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -237,17 +252,12 @@ def run(args) -> int:
                 bare[mix] = measure_bare(mqtt_port, args.count, run_id, mix)
                 print(f"bare subscriber, {mix} burst: {bare[mix]:,.0f} msg/s", flush=True)
 
-            http_port = free_port()
             password = "bench-password"
             db = tmp / "bench.db"
-            config = tmp / "gateway.toml"
-            config.write_text(
-                f'[gateway]\nid = "gw-bench"\ndb = "{db}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n'
-                f'[dashboard]\nport = {http_port}\n[dashboard.operators]\nbench = "{hash_password(password)}"\n'
-                f'[devices]\nregistered = {json.dumps([f"burst-{n:04d}" for n in range(BURST_DEVICES)])}\n'
-            )
-            gateway = subprocess.Popen([LONEWATCH, "gateway", "--config", str(config)],
-                                       stdout=subprocess.DEVNULL, stderr=open(tmp / "gateway.log", "w"))
+            gateway, http_port, _ = start_gateway(
+                tmp, mqtt_port, db, "gw-bench",
+                f'[dashboard.operators]\nbench = "{hash_password(password)}"\n'
+                f'[devices]\nregistered = {json.dumps([f"burst-{n:04d}" for n in range(BURST_DEVICES)])}\n')
             procs.append(gateway)
             wait_for_port(http_port, 30)
 

@@ -18,7 +18,6 @@ import asyncio
 import json
 import random
 import sqlite3
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,11 +26,11 @@ import aiohttp
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.gateway import LONEWATCH, start_broker, stop
+from bench.gateway import start_broker, start_gateway, stop
 from contract import protocol
 from gateway.accounts import hash_password
 from simulator.loadgen import connect_packet, publish_qos0_packet
-from simulator.ports import free_port, wait_for_port
+from simulator.ports import wait_for_port
 
 SITE = "soak"
 ALARM_EVERY_S = 2.0
@@ -187,16 +186,10 @@ def run(args) -> int:
         broker, mqtt_port = start_broker("mosquitto", tmp)
         procs = [broker]
         try:
-            http_port = free_port()
             db = tmp / "soak.db"
-            config = tmp / "gateway.toml"
-            config.write_text(
-                f'[gateway]\nid = "gw-soak"\ndb = "{db}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n'
-                f'[dashboard]\nport = {http_port}\n[dashboard.operators]\nsoak = "{hash_password(PASSWORD)}"\n'
-                f'[devices]\nregistered = {json.dumps(ENROLLED)}\n')
-            log_path = tmp / "gateway.log"
-            gateway = subprocess.Popen([LONEWATCH, "gateway", "--config", str(config)], stdout=subprocess.DEVNULL,
-                                       stderr=open(log_path, "w"))
+            gateway, http_port, log_path = start_gateway(
+                tmp, mqtt_port, db, "gw-soak", f'[dashboard.operators]\nsoak = "{hash_password(PASSWORD)}"\n'
+                                               f'[devices]\nregistered = {json.dumps(ENROLLED)}\n')
             procs.append(gateway)
             wait_for_port(http_port, 30)
             samples, counts, alarms, seen = asyncio.run(_soak(args, mqtt_port, http_port, gateway.pid))

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import csv
-import io
 import json
 import logging
 import re
@@ -30,6 +28,7 @@ from contract import vocabulary
 from dashboard import metrics as prometheus
 from dashboard import sessions as lone_work
 from dashboard.auth import Session, Sessions, Throttle
+from dashboard.csvstream import stream_csv
 from dashboard.gateway_api import DeskGateway
 from gateway.accounts import verify_password, waste_a_check
 
@@ -297,23 +296,8 @@ async def incidents_csv(request: web.Request):
         filters = _filters(request)
     except ValueError as exc:
         return _error(400, str(exc))
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="lonewatch-incidents-{datetime.now():%Y%m%d-%H%M}.csv"'})
-    await response.prepare(request)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")  # spreadsheets then read the file as UTF-8
-    writer.writerow(CSV_COLUMNS)
-    for n, incident in enumerate(request.app[GATEWAY].iter_history(filters), 1):
-        writer.writerow(_csv_row(incident))
-        if n % 500 == 0:
-            await response.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
-    return response
+    return await stream_csv(request, "incidents", CSV_COLUMNS,
+                            (_csv_row(incident) for incident in request.app[GATEWAY].iter_history(filters)))
 
 
 def _incident_id(request: web.Request) -> int:

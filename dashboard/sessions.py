@@ -5,14 +5,12 @@ its login and Origin checks."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from datetime import datetime
 
 from aiohttp import web
 
 from contract.vocabulary import SESSION_ENDINGS
+from dashboard.csvstream import stream_csv
 from gateway.sessions import Conflict
 
 PAGE = "sessions.html"
@@ -149,23 +147,8 @@ def _row(s: dict) -> list[str]:
 
 async def history_csv(request: web.Request):
     """Every ended session, the latest first, written as it is read."""
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="lonewatch-sessions-{datetime.now():%Y%m%d-%H%M}.csv"'})
-    await response.prepare(request)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")
-    writer.writerow(CSV_COLUMNS)
-    for n, session in enumerate(_gateway(request).iter_session_history(), 1):
-        writer.writerow(_row(session))
-        if n % 500 == 0:
-            await response.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
-    return response
+    return await stream_csv(request, "sessions", CSV_COLUMNS,
+                            (_row(session) for session in _gateway(request).iter_session_history()))
 
 
 ROUTES = [

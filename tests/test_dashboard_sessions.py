@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 
 import pytest
 from test_dashboard_desk import PASSWORD, client_for, log_in
