@@ -19,7 +19,6 @@ import re
 import time
 import weakref
 from datetime import datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -27,14 +26,15 @@ from aiohttp import WSMsgType, web
 from contract import vocabulary
 from dashboard import metrics as prometheus
 from dashboard import sessions as lone_work
-from dashboard.auth import Session, Sessions, Throttle
+from dashboard.auth import Sessions, Throttle
 from dashboard.csvstream import stream_csv
 from dashboard.gateway_api import DeskGateway
+from dashboard.handlers import (GATEWAY, SESSION, STATIC, csv_cell, error_answer, json_answer, local_time,
+                                query_number, read_fields)
 from gateway.accounts import verify_password, waste_a_check
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).parent / "static"
 COOKIE = "lonewatch_session"
 MAX_NOTE = 2000
 PER_PAGE = 50
@@ -46,7 +46,6 @@ MAX_PENDING_LOGINS = 8
 PAGES = {"/": "index.html", "/devices": "devices.html", "/history": "history.html"}
 PUBLIC = ("/login", "/healthz", "/metrics")
 
-GATEWAY = web.AppKey("gateway", DeskGateway)
 OPERATORS = web.AppKey("operators", dict)
 SESSIONS = web.AppKey("sessions", Sessions)
 THROTTLE = web.AppKey("throttle", Throttle)
@@ -54,15 +53,6 @@ HASHER = web.AppKey("hasher", concurrent.futures.ThreadPoolExecutor)
 PENDING = web.AppKey("pending", list)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
 METRICS = web.AppKey("metrics", prometheus.CollectorRegistry)
-SESSION = web.RequestKey("session", Session)
-
-
-def _json(data, status=200, headers=None):
-    return web.json_response(data, status=status, headers=headers, dumps=lambda d: json.dumps(d, default=str))
-
-
-def _error(status: int, message: str, **extra):
-    return _json({"error": message, **extra}, status=status)
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -85,19 +75,19 @@ async def guard(request: web.Request, handler):
     if foreign:
         log.warning("dashboard: refused %s %s from origin %r (address %s)", request.method, request.path,
                     request.headers.get("Origin"), request.remote)
-        return _error(403, "refused: this request did not come from a page of this desk (Origin check)")
+        return error_answer(403, "refused: this request did not come from a page of this desk (Origin check)")
     public = request.path in PUBLIC or request.path.startswith("/static/")
     session = request.app[SESSIONS].get(request.cookies.get(COOKIE))
     if session is None and not public:
         if request.path.startswith("/api/") or request.path == "/ws":
-            return _error(401, "log in first")
+            return error_answer(401, "log in first")
         raise web.HTTPFound("/login")
     if session is not None:
         account = _account(request, session.name)
         if account is None or account["disabled_at"] is not None:
             request.app[SESSIONS].revoke_user(session.name)
             if request.path.startswith("/api/") or request.path == "/ws":
-                return _error(401, "log in first")
+                return error_answer(401, "log in first")
             raise web.HTTPFound("/login")
         request[SESSION] = session
     return await handler(request)
@@ -182,12 +172,12 @@ async def logout(request: web.Request):
 
 async def who(request: web.Request):
     session = request[SESSION]
-    return _json({"name": session.name, "role": session.role})
+    return json_answer({"name": session.name, "role": session.role})
 
 
 async def words(request: web.Request):
     """The labels the board gets with its snapshot, for the pages that have no live socket."""
-    return _json(vocabulary.for_the_page())
+    return json_answer(vocabulary.for_the_page())
 
 
 # ---- pages ------------------------------------------------------------------
@@ -241,26 +231,19 @@ def _filters(request: web.Request) -> dict:
     return filters
 
 
-def _number(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
-    text = request.query.get(key, str(default))
-    if not text.isdigit() or not lo <= int(text) <= hi:
-        raise ValueError(f"{key} must be a whole number from {lo} to {hi}, got {text!r}")
-    return int(text)
-
-
 async def incidents(request: web.Request):
     """?state=open: every open incident, most urgent then longest waiting. Otherwise a
     page of history, newest first, with the number matching in X-Total-Count."""
     try:
         filters = _filters(request)
         if filters == {"state": "open"}:
-            return _json(request.app[GATEWAY].open_incidents())
-        per_page = _number(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
-        page_no = _number(request, "page", 1, 1, 10**6)
+            return json_answer(request.app[GATEWAY].open_incidents())
+        per_page = query_number(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+        page_no = query_number(request, "page", 1, 1, 10**6)
     except ValueError as exc:
-        return _error(400, str(exc))
+        return error_answer(400, str(exc))
     items, total = request.app[GATEWAY].history(filters, per_page, (page_no - 1) * per_page)
-    return _json(items, headers={"X-Total-Count": str(total)})
+    return json_answer(items, headers={"X-Total-Count": str(total)})
 
 
 CSV_COLUMNS = ("id", "raised", "type", "cause", "priority", "state", "site", "device", "worker", "phone",
@@ -268,25 +251,13 @@ CSV_COLUMNS = ("id", "raised", "type", "cause", "priority", "state", "site", "de
                "resolution", "note")
 
 
-def _local(t) -> str:
-    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds") if t else ""
-
-
-def _cell(value) -> str:
-    """A spreadsheet must not run what an operator or a device wrote as a formula."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "@", "\t", "\r") or (text[:1] in "+-" and not re.fullmatch(r"[+-][0-9 ().-]*", text)):
-        return "'" + text
-    return text
-
-
 def _csv_row(i: dict) -> list[str]:
     worker = i.get("worker") or {}
     location = ", ".join(f"{k} {v}" for k, v in (i.get("location") or {}).items())
-    return [_cell(v) for v in (
-        i["id"], _local(i["raised_at"]), i["type"], i["cause"], i["priority"], i["state"], i["site"], i["device"],
+    return [csv_cell(v) for v in (
+        i["id"], local_time(i["raised_at"]), i["type"], i["cause"], i["priority"], i["state"], i["site"], i["device"],
         worker.get("name", "UNASSIGNED"), worker.get("phone", ""), location, i["alarm_count"],
-        _local(i["acknowledged_at"]), i["acknowledged_by"], _local(i["resolved_at"]), i["resolved_by"],
+        local_time(i["acknowledged_at"]), i["acknowledged_by"], local_time(i["resolved_at"]), i["resolved_by"],
         i["resolution"], i["note"])]
 
 
@@ -295,7 +266,7 @@ async def incidents_csv(request: web.Request):
     try:
         filters = _filters(request)
     except ValueError as exc:
-        return _error(400, str(exc))
+        return error_answer(400, str(exc))
     return await stream_csv(request, "incidents", CSV_COLUMNS,
                             (_csv_row(incident) for incident in request.app[GATEWAY].iter_history(filters)))
 
@@ -311,37 +282,23 @@ def _incident_id(request: web.Request) -> int:
 async def incident_detail(request: web.Request):
     detail = request.app[GATEWAY].incident_detail(_incident_id(request))
     if detail is None:
-        return _error(404, f"no incident with id {request.match_info['id']}")
-    return _json(detail)
-
-
-async def _fields(request: web.Request) -> dict:
-    if request.content_type == "application/json":
-        try:
-            data = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text=json.dumps({"error": "body is not JSON"}),
-                                     content_type="application/json") from None
-        if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
-                                     content_type="application/json")
-        return data
-    return dict(await request.post())
+        return error_answer(404, f"no incident with id {request.match_info['id']}")
+    return json_answer(detail)
 
 
 def _conflict(request: web.Request, incident_id: int, exc: ValueError, doing: str):
     """Another operator got there first: say who did what, and send the incident as it is now."""
     current = request.app[GATEWAY].incident(incident_id)
     if current is None:
-        return _error(409, str(exc))
+        return error_answer(409, str(exc))
     if current["state"] == "resolved":
-        what = (f"{current['resolved_by']} resolved it at {_local(current['resolved_at'])} "
+        what = (f"{current['resolved_by']} resolved it at {local_time(current['resolved_at'])} "
                 f"({vocabulary.RESOLUTIONS.get(current['resolution'], current['resolution'])})")
     elif current["state"] == "acknowledged":
-        what = f"{current['acknowledged_by']} acknowledged it at {_local(current['acknowledged_at'])}"
+        what = f"{current['acknowledged_by']} acknowledged it at {local_time(current['acknowledged_at'])}"
     else:
-        return _error(409, str(exc), incident=current)
-    return _error(409, f"Incident {incident_id} was not {doing}: {what}.", incident=current)
+        return error_answer(409, str(exc), incident=current)
+    return error_answer(409, f"Incident {incident_id} was not {doing}: {what}.", incident=current)
 
 
 async def acknowledge(request: web.Request):
@@ -350,72 +307,72 @@ async def acknowledge(request: web.Request):
         incident = await request.app[GATEWAY].acknowledge(incident_id, request[SESSION].name)
     except ValueError as exc:
         return _conflict(request, incident_id, exc, "acknowledged by you")
-    return _json(incident)
+    return json_answer(incident)
 
 
 async def resolve(request: web.Request):
     incident_id = _incident_id(request)
-    fields = await _fields(request)
+    fields = await read_fields(request)
     reason = fields.get("reason")
     note = fields.get("note", "") or ""
     if reason not in vocabulary.RESOLUTIONS:
-        return _error(400, f"reason must be one of {', '.join(vocabulary.RESOLUTIONS)}")
+        return error_answer(400, f"reason must be one of {', '.join(vocabulary.RESOLUTIONS)}")
     if not isinstance(note, str) or len(note) > MAX_NOTE:
-        return _error(400, f"note must be text of at most {MAX_NOTE} characters")
+        return error_answer(400, f"note must be text of at most {MAX_NOTE} characters")
     try:
         incident = await request.app[GATEWAY].resolve(incident_id, request[SESSION].name, reason, note)
     except ValueError as exc:
         return _conflict(request, incident_id, exc, "resolved by you")
-    return _json(incident)
+    return json_answer(incident)
 
 
 # ---- devices and workers ----------------------------------------------------
 
 async def devices(request: web.Request):
-    return _json(request.app[GATEWAY].devices())
+    return json_answer(request.app[GATEWAY].devices())
 
 
 async def workers(request: web.Request):
-    return _json(request.app[GATEWAY].workers())
+    return json_answer(request.app[GATEWAY].workers())
 
 
 async def add_worker(request: web.Request):
     _admin(request)
-    fields = await _fields(request)
+    fields = await read_fields(request)
     try:
         worker = await request.app[GATEWAY].add_worker(fields.get("name"), fields.get("phone"), fields.get("note"),
                                                        fields.get("device") or None, request[SESSION].name)
     except ValueError as exc:
-        return _error(400, str(exc))
-    return _json(worker, status=201)
+        return error_answer(400, str(exc))
+    return json_answer(worker, status=201)
 
 
 async def update_worker(request: web.Request):
     _admin(request)
-    fields = await _fields(request)
+    fields = await read_fields(request)
     try:
         worker_id = int(request.match_info["id"])
         changes = {k: fields[k] for k in ("name", "phone", "note") if k in fields}
         worker = await request.app[GATEWAY].update_worker(worker_id, request[SESSION].name, **changes)
     except ValueError as exc:
-        return _error(400, str(exc))
-    return _json(worker)
+        return error_answer(400, str(exc))
+    return json_answer(worker)
 
 
 async def assign_device(request: web.Request):
     """{"worker": id} or {"worker": null}; enrolls a device that was not registered."""
     _admin(request)
-    fields = await _fields(request)
+    fields = await read_fields(request)
     worker = fields.get("worker")
     if worker is not None and not (isinstance(worker, int) or (isinstance(worker, str) and worker.isdigit())):
-        return _error(400, f"worker must be a worker's id or null, got {worker!r}")
+        return error_answer(400, f"worker must be a worker's id or null, got {worker!r}")
     try:
         device = await request.app[GATEWAY].assign_device(request.match_info["device"],
                                                           None if worker is None else int(worker),
                                                           request[SESSION].name)
     except ValueError as exc:
-        return _error(400, str(exc))
-    return _json(device)
+        return error_answer(400, str(exc))
+    return json_answer(device)
 
 
 # ---- live -------------------------------------------------------------------
@@ -471,7 +428,7 @@ async def _forward(feed: asyncio.Queue, ws: web.WebSocketResponse):
 
 async def healthz(request: web.Request):
     health = request.app[GATEWAY].health()
-    return _json(health, status=200 if health.get("ok") else 503)
+    return json_answer(health, status=200 if health.get("ok") else 503)
 
 
 async def metrics(request: web.Request):

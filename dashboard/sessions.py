@@ -11,6 +11,8 @@ from aiohttp import web
 
 from contract.vocabulary import SESSION_ENDINGS
 from dashboard.csvstream import stream_csv
+from dashboard.handlers import (GATEWAY, SESSION, STATIC, csv_cell, error_answer, json_answer, local_time,
+                                query_number, read_fields)
 from gateway.sessions import Conflict
 
 PAGE = "sessions.html"
@@ -21,22 +23,12 @@ CSV_COLUMNS = ("id", "worker", "phone", "place", "device", "note", "source", "st
                "how_ended", "ended_by")
 
 
-def _app():
-    # dashboard.app imports this module for its routes; its keys are read at request time.
-    from dashboard import app
-    return app
-
-
 def _gateway(request: web.Request):
-    return request.app[_app().GATEWAY]
+    return request.app[GATEWAY]
 
 
 def _operator(request: web.Request) -> str:
-    return request[_app().SESSION].name
-
-
-async def _body(request: web.Request) -> dict:
-    return await _app()._fields(request)
+    return request[SESSION].name
 
 
 async def _act(request: web.Request, action, status: int = 200):
@@ -44,14 +36,14 @@ async def _act(request: web.Request, action, status: int = 200):
     try:
         session = await action()
     except Conflict as exc:
-        return _app()._error(409, str(exc))
+        return error_answer(409, str(exc))
     except ValueError as exc:
-        return _app()._error(400, str(exc))
-    return _app()._json(session, status=status)
+        return error_answer(400, str(exc))
+    return json_answer(session, status=status)
 
 
 async def page(request: web.Request):
-    return web.FileResponse(_app().STATIC / PAGE)
+    return web.FileResponse(STATIC / PAGE)
 
 
 async def list_sessions(request: web.Request):
@@ -59,23 +51,23 @@ async def list_sessions(request: web.Request):
     state = request.query.get("state")
     if state == "ended":
         try:
-            per_page = _app()._number(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
-            page_no = _app()._number(request, "page", 1, 1, 10**6)
+            per_page = query_number(request, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+            page_no = query_number(request, "page", 1, 1, 10**6)
         except ValueError as exc:
-            return _app()._error(400, str(exc))
+            return error_answer(400, str(exc))
         items, total = _gateway(request).session_history(per_page, (page_no - 1) * per_page)
-        return _app()._json(items, headers={"X-Total-Count": str(total)})
+        return json_answer(items, headers={"X-Total-Count": str(total)})
     try:
-        return _app()._json(_gateway(request).sessions(state))
+        return json_answer(_gateway(request).sessions(state))
     except ValueError as exc:
-        return _app()._error(400, str(exc))
+        return error_answer(400, str(exc))
 
 
 async def get_session(request: web.Request):
     found = _gateway(request).session(_session_id(request))
     if found is None:
-        return _app()._error(404, f"no session with id {request.match_info['id']}")
-    return _app()._json(found)
+        return error_answer(404, f"no session with id {request.match_info['id']}")
+    return json_answer(found)
 
 
 def _session_id(request: web.Request) -> int:
@@ -100,11 +92,11 @@ def _number_or_none(fields: dict, key: str):
 
 
 async def register(request: web.Request):
-    fields = await _body(request)
+    fields = await read_fields(request)
     known = {"worker_id", "name", "phone", "place", "duration_s", "until", "device", "note", "check_in_s"}
     unknown = sorted(set(fields) - known)
     if unknown:
-        return _app()._error(400, f"unknown field(s) {', '.join(unknown)}; a session takes {', '.join(sorted(known))}")
+        return error_answer(400, f"unknown field(s) {', '.join(unknown)}; a session takes {', '.join(sorted(known))}")
 
     async def action():
         worker_id = fields.get("worker_id")
@@ -119,14 +111,14 @@ async def register(request: web.Request):
 
 
 async def extend(request: web.Request):
-    fields = await _body(request)
+    fields = await read_fields(request)
     return await _act(request, lambda: _gateway(request).extend_session(
         _session_id(request), _operator(request), duration_s=_number_or_none(fields, "duration_s"),
         until=fields.get("until") or None))
 
 
 async def check_in(request: web.Request):
-    fields = await _body(request)
+    fields = await read_fields(request)
     return await _act(request, lambda: _gateway(request).check_in_session(
         _session_id(request), _operator(request), note=fields.get("note") or None))
 
@@ -136,9 +128,9 @@ async def end(request: web.Request):
 
 
 def _row(s: dict) -> list[str]:
-    local, cell = _app()._local, _app()._cell
+    local = local_time
     times = " ".join(local(c["at"]) for c in s.get("check_in_list", []))
-    return [cell(v) for v in (
+    return [csv_cell(v) for v in (
         s["id"], s["worker"], s["phone"], s["place"], s["device"], s["note"], s["source"], local(s["started_at"]),
         local(s["ends_at"]), s["check_in_s"], s["check_ins"], local(s["last_check_in"]), times,
         local(s["overdue_at"]), local(s["ended_at"]), SESSION_ENDINGS.get(s["ended_how"], s["ended_how"]),
