@@ -90,7 +90,7 @@ def _needs_own_installation(scenario) -> bool:
 
 async def _main(args, scenario) -> int:
     from simulator import scenario as scenarios
-    from lonewatch.stack import SimWorld as World
+    from lonewatch.simworld import SimWorld as World
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
