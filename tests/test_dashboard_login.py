@@ -9,22 +9,13 @@ import asyncio
 import time
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from dashboard import auth
 from dashboard.app import make_app
 from gateway import accounts
 from gateway.accounts import pbkdf2_hash
 from gateway_harness import Device, make_config, next_live, running_gateway, wait_for
-
-PASSWORD = "correct horse"
-
-
-async def client_for(app) -> TestClient:
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    client.session.headers["Origin"] = str(client.make_url("")).rstrip("/")
-    return client
+from test_dashboard_desk import PASSWORD, client_for
 
 
 @pytest.fixture

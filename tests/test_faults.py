@@ -6,6 +6,7 @@ gateway's `delivered` for it arrives."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import resource
@@ -125,10 +126,24 @@ async def burst(devices: ResendingDevices, per_second: float) -> list[str]:
     return ids
 
 
-def _gateway(tmp_path, broker) -> tuple[GatewayProcess, str]:
+@contextlib.asynccontextmanager
+async def gateway_and_devices(tmp_path, broker, http_port: int | None = None):
+    """The gateway process (every DEVICES enrolled; its desk on http_port when
+    given) once it serves, and the resending devices; both stopped after."""
     registered = [f"dev-{n:03d}" for n in range(DEVICES)]
-    config_path = write_config(tmp_path, broker, devices={"registered": registered})
-    return GatewayProcess(config_path), str(tmp_path / "lonewatch.db")
+    config_path = write_config(tmp_path, broker, devices={"registered": registered},
+                               **({"dashboard": {"port": http_port}} if http_port else {}))
+    gateway = GatewayProcess(config_path)
+    gateway.start()
+    devices = None
+    try:
+        await gateway.ready()
+        devices = ResendingDevices(broker)
+        yield gateway, str(tmp_path / "lonewatch.db"), devices
+    finally:
+        if devices:
+            devices.close()
+        gateway.stop()
 
 
 def assert_every_alarm_stored_once_and_delivered(db_path, devices: ResendingDevices, ids: list[str]) -> None:
@@ -140,12 +155,7 @@ def assert_every_alarm_stored_once_and_delivered(db_path, devices: ResendingDevi
 
 
 async def test_alarms_survive_the_gateway_killed_twice_in_a_burst(tmp_path, shipped_mosquitto):
-    gateway, db_path = _gateway(tmp_path, shipped_mosquitto)
-    gateway.start()
-    devices = None
-    try:
-        await gateway.ready()
-        devices = ResendingDevices(shipped_mosquitto)
+    async with gateway_and_devices(tmp_path, shipped_mosquitto) as (gateway, db_path, devices):
         sending = asyncio.ensure_future(burst(devices, per_second=250))
         for at_least in (250, 600):
             await wait_for(lambda: stored_alarms(db_path) >= at_least, timeout=30, what=f"{at_least} stored")
@@ -156,21 +166,12 @@ async def test_alarms_survive_the_gateway_killed_twice_in_a_burst(tmp_path, ship
         await wait_for(lambda: devices.delivered >= set(ids), timeout=60,
                        what=f"delivered for every alarm ({len(devices.delivered)} of {len(ids)})")
         assert_every_alarm_stored_once_and_delivered(db_path, devices, ids)
-    finally:
-        if devices:
-            devices.close()
-        gateway.stop()
 
 
 async def test_alarms_survive_the_broker_killed_in_a_burst(tmp_path, shipped_mosquitto):
     """SIGKILL: the broker loses what it had not saved (autosave every 10 s);
     what the gateway did not answer with `delivered`, the devices send again."""
-    gateway, db_path = _gateway(tmp_path, shipped_mosquitto)
-    gateway.start()
-    devices = None
-    try:
-        await gateway.ready()
-        devices = ResendingDevices(shipped_mosquitto)
+    async with gateway_and_devices(tmp_path, shipped_mosquitto) as (gateway, db_path, devices):
         sending = asyncio.ensure_future(burst(devices, per_second=250))
         await wait_for(lambda: stored_alarms(db_path) >= 400, timeout=30, what="400 stored")
         shipped_mosquitto.proc.kill()
@@ -180,19 +181,10 @@ async def test_alarms_survive_the_broker_killed_in_a_burst(tmp_path, shipped_mos
         await wait_for(lambda: devices.delivered >= set(ids), timeout=90,
                        what=f"delivered for every alarm ({len(devices.delivered)} of {len(ids)})")
         assert_every_alarm_stored_once_and_delivered(db_path, devices, ids)
-    finally:
-        if devices:
-            devices.close()
-        gateway.stop()
 
 
 async def test_a_device_clock_an_hour_off_is_dated_by_the_gateway_and_the_skew_kept(tmp_path, shipped_mosquitto):
-    gateway, db_path = _gateway(tmp_path, shipped_mosquitto)
-    gateway.start()
-    devices = None
-    try:
-        await gateway.ready()
-        devices = ResendingDevices(shipped_mosquitto)
+    async with gateway_and_devices(tmp_path, shipped_mosquitto) as (gateway, db_path, devices):
         body = {"v": 1, "device": "dev-001", "id": "dev-001:7:1", "type": "panic", "uptime_ms": 5000,
                 "sent_uptime_ms": 5000, "time": round(time.time() + 3600, 3)}
         devices.listener.publish(protocol.topic("hq", "dev-001", "alarm"), protocol.encode(body), qos=1)
@@ -202,10 +194,6 @@ async def test_a_device_clock_an_hour_off_is_dated_by_the_gateway_and_the_skew_k
                 "SELECT event_time, received_at, skew_s FROM incidents WHERE alarm_id = 'dev-001:7:1'").fetchone()
         assert abs(event_time - received_at) < 1.0  # dated by the gateway's clock
         assert 3598 < skew < 3602  # and the device's error kept beside it
-    finally:
-        if devices:
-            devices.close()
-        gateway.stop()
 
 
 async def test_a_full_disk_stops_the_acknowledging_loudly_and_recovers_by_itself(tmp_path, shipped_mosquitto):
@@ -213,15 +201,7 @@ async def test_a_full_disk_stops_the_acknowledging_loudly_and_recovers_by_itself
     nothing is acknowledged that was not stored, the log and /healthz say so,
     and when space returns the waiting alarm is stored once and delivered."""
     http_port = free_port()
-    config_path = write_config(tmp_path, shipped_mosquitto, devices={"registered": ["dev-001"]},
-                               dashboard={"port": http_port})
-    gateway = GatewayProcess(config_path)
-    db_path = str(tmp_path / "lonewatch.db")
-    gateway.start()
-    devices = None
-    try:
-        await gateway.ready()
-        devices = ResendingDevices(shipped_mosquitto)
+    async with gateway_and_devices(tmp_path, shipped_mosquitto, http_port) as (gateway, db_path, devices):
         first = devices.raise_alarm(1)
         await wait_for(lambda: first in devices.delivered, timeout=10, what="the first alarm delivered")
 
@@ -240,8 +220,4 @@ async def test_a_full_disk_stops_the_acknowledging_loudly_and_recovers_by_itself
         total, distinct, _ = outcome(db_path)
         assert total == distinct == 2
         assert http_get(http_port, "/healthz")[0] == 200
-    finally:
-        if devices:
-            devices.close()
-        gateway.stop()
 
