@@ -138,9 +138,9 @@ def check_in(store: Store, effects: Effects, config: SessionsSection, session: d
     if location:
         changes["location"] = location
     store.update_session(session["id"], **changes, due_at=deadline({**session, **changes}))
+    # The check-in's own row (who, when, the note) is its record: no audit entry
+    # besides it, which the busiest lone-work message would pay for twice.
     store.add_check_in(session["id"], now, by, note)
-    store.audit(now, by, "session_check_in", f"session {session['id']}"
-                + ("" if by == session["device"] else " on the worker's behalf"))
     return _changed(store, effects, session["id"])
 
 
