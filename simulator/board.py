@@ -198,6 +198,14 @@ class LinkProxy:
         self._listener.close()
 
 
+def _udp_port_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to `port` (Linux's /proc/net/udp)."""
+    suffix = ":%04X" % port
+    with open("/proc/net/udp") as table:
+        next(table)  # the header
+        return any(line.split()[1].endswith(suffix) for line in table)
+
+
 class VirtualDevice:
     """One wearable: its flash directory, its MicroPython process, its board."""
 
@@ -273,17 +281,15 @@ class VirtualDevice:
 
     def _wait_control_ready(self, timeout=10.0):
         # The vboard binds its control port when the firmware first imports it.
+        # Looked up in the kernel's socket table, not by binding the port to
+        # see if it is taken: such a probe, held at the wrong moment, is what
+        # makes the board's own bind fail.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return  # exited (bad config shows its pattern without a board)
-            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                probe.bind(("127.0.0.1", self.ctl_port))
-            except OSError:
-                return  # bound by the device
-            finally:
-                probe.close()
+            if _udp_port_bound(self.ctl_port):
+                return
             time.sleep(0.02)
         raise TimeoutError("virtual board did not open its control port")
 

