@@ -31,6 +31,11 @@ import version
 BOOT_PATH = "boot.txt"
 OUTBOX_PATH = "outbox.log"
 _BUTTON_MS = const(10)
+# An idle button task (no press in progress) is woken this often, to show the
+# supervisor it is alive; a press wakes it at once (sensor_task).
+_BUTTON_IDLE_MS = const(500)
+# A press edge this soon after the button was last seen down is its bounce.
+_DEBOUNCE_MS = const(30)
 _SENSOR_MS = const(20)
 _SUPERVISOR_MS = const(500)
 # A technical alarm after this many failed sensor reads in a row (1 s).
@@ -72,6 +77,7 @@ class App:
         self.link = link.Link(cfg, boot, self.board.wlan, self.box, self.on_command,
                               self.on_online)
         self.sensor = None
+        self.wake = asyncio.Event()  # a press for the idle button task
         self.progress = {}  # task name -> ticks_ms of its last loop
         self.heap_peak = 0
         self.battery_pct = None
@@ -227,12 +233,34 @@ class App:
     # ---- tasks ------------------------------------------------------------
 
     async def button_task(self):
+        # Samples every _BUTTON_MS only while a gesture is in progress. Idle,
+        # it waits for self.wake, which the sensor task sets in the first of
+        # its 50 Hz rounds (the CPU is awake for those anyway) after a press.
+        board, gestures = self.board, self.gestures
+        last_down = None  # ticks_ms the button was last seen down, while recent
         while True:
             now = time.ticks_ms()
-            for g in self.gestures.update(self.board.pressed(), now):
+            pressed = board.pressed()
+            edge = board.down_at
+            board.down_at = None
+            at = now
+            if edge is not None and not gestures.down and (
+                    last_down is None or time.ticks_diff(edge, last_down) > _DEBOUNCE_MS):
+                # Pressed since the last look, perhaps already released:
+                # counted, and from when it began (a hold is timed from there).
+                pressed, at = True, edge
+            if pressed:
+                last_down = now
+            elif last_down is not None and time.ticks_diff(now, last_down) > _DEBOUNCE_MS:
+                last_down = None
+            for g in gestures.update(pressed, at):
                 self.on_gesture(g)
             self.progress["button"] = now
-            await asyncio.sleep_ms(_BUTTON_MS)
+            if gestures.down or gestures.count:
+                await asyncio.sleep_ms(_BUTTON_MS)
+                continue
+            self.wake.clear()
+            await self.wake.wait()
 
     async def sensor_task(self):
         failures = 0
@@ -251,6 +279,12 @@ class App:
                     if failures == _SENSOR_FAILURES:
                         print("sensor: %d reads failed (%r)" % (failures, e))
                         self.raise_technical("sensor_failed")
+            # The button's level besides its interrupt's latch: a cheap read,
+            # and an edge the interrupt missed is still seen.
+            board = self.board
+            if board.down_at is not None or board.pressed() or time.ticks_diff(
+                    now, self.progress.get("button", now)) >= _BUTTON_IDLE_MS:
+                self.wake.set()
             self.carry_out(self.states.tick(now), now)
             if self.states.state == alarmstate.PRE_ALARM:
                 self.player.set_background(patterns.PRE_ALARM)

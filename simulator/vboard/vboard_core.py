@@ -21,6 +21,7 @@ import time
 SAMPLE_MS = 20  # the sensors' 50 Hz output data rate
 
 inputs = {}      # gpio -> level, as wired (button pulled up = 1)
+irq = {}         # gpio -> (pin, handler, trigger) of machine.Pin.irq
 adc_uv = {}      # gpio -> microvolts
 wifi_in_range = True
 rssi = -55
@@ -69,7 +70,15 @@ def record(kind, gpio, *values):
 def _command(words):
     global wifi_in_range, rssi, trace, trace_samples, trace_start, trace_loop, i2c_fault
     if words[0] == "pin":
-        inputs[int(words[1])] = int(words[2])
+        gpio, level = int(words[1]), int(words[2])
+        edge = level != inputs.get(gpio)
+        inputs[gpio] = level
+        if edge and gpio in irq:
+            pin, handler, trigger = irq[gpio]
+            # As the ESP32 port runs a soft interrupt handler: in the VM's own
+            # thread, between two bytecodes of whatever runs now.
+            if trigger & (1 if level else 2):  # IRQ_RISING, IRQ_FALLING
+                handler(pin)
     elif words[0] == "accel":
         if trace:
             trace.close()
