@@ -31,9 +31,9 @@ import version
 BOOT_PATH = "boot.txt"
 OUTBOX_PATH = "outbox.log"
 _BUTTON_MS = const(10)
-# An idle button task (no press in progress) is woken this often, to show the
-# supervisor it is alive; a press wakes it at once (sensor_task).
-_BUTTON_IDLE_MS = const(500)
+# Idle (no gesture in progress, no pre-alarm to cancel) the button task looks
+# this often: the press interrupt keeps what happens in between (button_task).
+_BUTTON_IDLE_MS = const(100)
 # A press edge this soon after the button was last seen down is its bounce.
 _DEBOUNCE_MS = const(30)
 _SENSOR_MS = const(20)
@@ -77,7 +77,6 @@ class App:
         self.link = link.Link(cfg, boot, self.board.wlan, self.box, self.on_command,
                               self.on_online)
         self.sensor = None
-        self.wake = asyncio.Event()  # a press for the idle button task
         self.progress = {}  # task name -> ticks_ms of its last loop
         self.heap_peak = 0
         self.battery_pct = None
@@ -233,9 +232,11 @@ class App:
     # ---- tasks ------------------------------------------------------------
 
     async def button_task(self):
-        # Samples every _BUTTON_MS only while a gesture is in progress. Idle,
-        # it waits for self.wake, which the sensor task sets in the first of
-        # its 50 Hz rounds (the CPU is awake for those anyway) after a press.
+        # Samples every _BUTTON_MS only while it matters within milliseconds:
+        # a gesture in progress, or a pre-alarm a press must cancel in time.
+        # Otherwise it looks every _BUTTON_IDLE_MS, and a press edge latched by
+        # the interrupt (Board.down_at) in between is counted from when it
+        # began, so a hold is timed right and a short tap is not lost.
         board, gestures = self.board, self.gestures
         last_down = None  # ticks_ms the button was last seen down, while recent
         while True:
@@ -246,8 +247,6 @@ class App:
             at = now
             if edge is not None and not gestures.down and (
                     last_down is None or time.ticks_diff(edge, last_down) > _DEBOUNCE_MS):
-                # Pressed since the last look, perhaps already released:
-                # counted, and from when it began (a hold is timed from there).
                 pressed, at = True, edge
             if pressed:
                 last_down = now
@@ -256,11 +255,8 @@ class App:
             for g in gestures.update(pressed, at):
                 self.on_gesture(g)
             self.progress["button"] = now
-            if gestures.down or gestures.count:
-                await asyncio.sleep_ms(_BUTTON_MS)
-                continue
-            self.wake.clear()
-            await self.wake.wait()
+            await asyncio.sleep_ms(_BUTTON_MS if gestures.down or gestures.count
+                                   or self.states.state == alarmstate.PRE_ALARM else _BUTTON_IDLE_MS)
 
     async def sensor_task(self):
         failures = 0
@@ -279,12 +275,6 @@ class App:
                     if failures == _SENSOR_FAILURES:
                         print("sensor: %d reads failed (%r)" % (failures, e))
                         self.raise_technical("sensor_failed")
-            # The button's level besides its interrupt's latch: a cheap read,
-            # and an edge the interrupt missed is still seen.
-            board = self.board
-            if board.down_at is not None or board.pressed() or time.ticks_diff(
-                    now, self.progress.get("button", now)) >= _BUTTON_IDLE_MS:
-                self.wake.set()
             self.carry_out(self.states.tick(now), now)
             if self.states.state == alarmstate.PRE_ALARM:
                 self.player.set_background(patterns.PRE_ALARM)

@@ -12,8 +12,8 @@ class Board:
         Pin = machine.Pin
         self.button = Pin(pins.BUTTON, Pin.IN, Pin.PULL_UP)
         # ticks_ms of the first press edge the button task has not taken yet
-        # (App.button_task). The interrupt keeps a press that falls between two
-        # samples, and lets an idle task stop sampling.
+        # (App.button_task): the interrupt keeps a press that falls between
+        # two samples, so the task can sample slowly while nothing happens.
         self.down_at = None
 
         def down(pin):
