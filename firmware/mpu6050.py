@@ -2,8 +2,8 @@
 # impact does not clip. The app imports only the configured chip's driver.
 #
 # Only the accelerometer is used, so the gyros are put in standby: they draw
-# 3.6 mA of the chip's 3.9 mA (product specification PS-MPU-6000A rev 3.4,
-# 6.3-6.4). With them off the clock must come from the internal 8 MHz
+# 3.6 mA of the chip's 3.9 mA (product specification PS-MPU-6000A-00 rev
+# 3.4). With them off the clock must come from the internal 8 MHz
 # oscillator, not a gyro PLL. The chip's own low-power cycle mode wakes at
 # 1.25, 5, 20 or 40 Hz only, short of the detector's 50 Hz, so it stays unused.
 import struct
@@ -12,7 +12,7 @@ from micropython import const
 
 from sensor import check_who_am_i
 
-# (register, value), written in this order: clock and power first.
+# Registers and the values written, in this order: power and clock first.
 _PWR_MGMT_1 = const(0x6B)
 _INTERNAL_CLOCK_NO_TEMP = const(0x08)  # awake, 8 MHz oscillator, temperature sensor off
 _PWR_MGMT_2 = const(0x6C)
