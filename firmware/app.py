@@ -31,6 +31,11 @@ import version
 BOOT_PATH = "boot.txt"
 OUTBOX_PATH = "outbox.log"
 _BUTTON_MS = const(10)
+# Idle (no gesture in progress, no pre-alarm to cancel) the button task looks
+# this often: the press interrupt keeps what happens in between (button_task).
+_BUTTON_IDLE_MS = const(100)
+# A press edge this soon after the button was last seen down is its bounce.
+_DEBOUNCE_MS = const(30)
 _SENSOR_MS = const(20)
 _SUPERVISOR_MS = const(500)
 # A technical alarm after this many failed sensor reads in a row (1 s).
@@ -227,12 +232,31 @@ class App:
     # ---- tasks ------------------------------------------------------------
 
     async def button_task(self):
+        # Samples every _BUTTON_MS only while it matters within milliseconds:
+        # a gesture in progress, or a pre-alarm a press must cancel in time.
+        # Otherwise it looks every _BUTTON_IDLE_MS, and a press edge latched by
+        # the interrupt (Board.down_at) in between is counted from when it
+        # began, so a hold is timed right and a short tap is not lost.
+        board, gestures = self.board, self.gestures
+        last_down = None  # ticks_ms the button was last seen down, while recent
         while True:
             now = time.ticks_ms()
-            for g in self.gestures.update(self.board.pressed(), now):
+            pressed = board.pressed()
+            edge = board.down_at
+            board.down_at = None
+            at = now
+            if edge is not None and not gestures.down and (
+                    last_down is None or time.ticks_diff(edge, last_down) > _DEBOUNCE_MS):
+                pressed, at = True, edge
+            if pressed:
+                last_down = now
+            elif last_down is not None and time.ticks_diff(now, last_down) > _DEBOUNCE_MS:
+                last_down = None
+            for g in gestures.update(pressed, at):
                 self.on_gesture(g)
             self.progress["button"] = now
-            await asyncio.sleep_ms(_BUTTON_MS)
+            await asyncio.sleep_ms(_BUTTON_MS if gestures.down or gestures.count
+                                   or self.states.state == alarmstate.PRE_ALARM else _BUTTON_IDLE_MS)
 
     async def sensor_task(self):
         failures = 0

@@ -38,8 +38,15 @@ class Link:
             will=(self.topic_base + "status", will, 1, True),
             on_message=on_command)
         self.attempts = 0
+        self.tls = None
         if not cfg["mqtt_tls"]:
             print("link: INSECURE: plain MQTT to %s, mqtt_tls is false" % cfg["mqtt_host"])
+            return
+        try:
+            self._tls()
+        except (OSError, ValueError) as e:
+            # Every connect tries again, and fails with this, in the log.
+            print("link: CA %s unusable: %r" % (cfg["mqtt_ca"], e))
 
     def _backoff_ms(self):
         # 1, 2, 4 ... s capped, with jitter so a site's devices do not
@@ -97,15 +104,18 @@ class Link:
         return True
 
     def _tls(self):
-        # A context per connection, so the parsed CA is not kept on the heap
-        # between connections; the frozen ssl module is loaded only with TLS on.
-        if not self.cfg["mqtt_tls"]:
-            return None
-        import ssl
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cafile=self.cfg["mqtt_ca"])
-        return ctx
+        # One context for every connection, made at boot: it is about 3 KB in
+        # one piece, which the heap has then but, fragmented by the running
+        # firmware, no longer has at the first connect (MemoryError, 96 KB
+        # scenario). The CA it parses lives in mbedTLS's own allocations, not
+        # on this heap. The frozen ssl module is loaded only with TLS on.
+        if self.tls is None and self.cfg["mqtt_tls"]:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cafile=self.cfg["mqtt_ca"])
+            self.tls = ctx
+        return self.tls
 
     async def _drain(self):
         timeout = self.cfg["puback_timeout_s"] * 1000

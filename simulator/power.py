@@ -28,9 +28,10 @@ CURRENTS = {
     "modem_sleep_80_busy": (31.0, ESP32_DS + ", same table: high end of 20-31 mA"),
     "wifi_rx": (100.0, ESP32_DS + ", 'RF Power-Consumption Specifications': receive 802.11b/g/n, 95-100 mA"),
     "wifi_tx": (190.0, ESP32_DS + ", same table: transmit 802.11g 54 Mbps at 16 dBm, 190 mA"),
-    "lis3dh_50hz": (0.011, "LIS3DH datasheet (ST DocID17530), Table 12: normal mode, 50 Hz, 11 uA"),
-    "mpu6050_gyro_on": (3.9, "MPU-6000/6050 Product Specification rev 3.4, §6.3-6.4: gyro 3.6 mA + accelerometer 0.5 mA "
-                             "(firmware/mpu6050.py clocks from the gyro PLL, so the gyros run)"),
+    "lis3dh_50hz": (0.011, "LIS3DH datasheet (ST DocID17530), Table 12: 50 Hz, 11 uA in normal and in "
+                           "high-resolution mode (firmware/lis3dh.py: 12 bit)"),
+    "mpu6050_accel_only": (0.5, "MPU-6000/6050 Product Specification rev 3.4, accelerometer specifications: normal "
+                                "operating current 500 uA (firmware/mpu6050.py puts the gyros, 3.6 mA, in standby)"),
     "divider": (0.021, "2 x 100 kOhm across a 4.2 V cell (Ohm's law)"),
     "ldo_module": (0.04, "ME6211 datasheet (Microne): quiescent current 40 uA typ"),
     "ldo_devkitc": (5.0, "AMS1117 datasheet (Advanced Monolithic Systems): quiescent current 5 mA typ (DevKitC's regulator)"),
@@ -47,8 +48,13 @@ EXCHANGE_MS = 20.0         # radio busy for one small MQTT exchange incl. its AC
 # to replace it).
 ESP32_SLOWDOWN = 30.0
 # CPU-busy share of the firmware on the host VM, measured by
-# `lonewatch power --measure-s 60` (see docs in the command's --help).
-MEASURED_HOST_SHARE = 0.010
+# `lonewatch power --measure-s 60`: the highest of three runs on 2026-11-30
+# (0.0067, 0.0070, 0.0075; hardware/bom.md has the runs before the button
+# interrupt, 0.011-0.017). It counts the virtual board's own Python too.
+MEASURED_HOST_SHARE = 0.0075
+# Why the idle current is modem sleep's, never light sleep's (docs/firmware.md, "Power").
+LIGHT_SLEEP = ("none: MicroPython's ESP32 build has no automatic light sleep (no FreeRTOS tickless idle), "
+               "and machine.lightsleep() stops the VM and the radio, so the link and the 50 Hz sampling with it")
 
 
 @dataclass
@@ -58,8 +64,8 @@ class Settings:
     heartbeat_s: float = 30       # firmware/config.py defaults
     keepalive_s: float = 30
     cpu_mhz: int = 160            # MicroPython's ESP32 default clock
-    wifi_powersave: bool = False  # MicroPython's default: PM_PERFORMANCE (modem sleep at every DTIM beacon)
-    listen_interval: int = 3      # beacons slept through with PM_POWERSAVE
+    wifi_powersave: bool = True   # firmware/board.py sets PM_POWERSAVE; False: MicroPython's PM_PERFORMANCE
+    listen_interval: int = 3      # beacons per wake with PM_POWERSAVE (ESP-IDF's default listen interval)
     sensor: str = "lis3dh"
     board: str = "module"         # "devkitc": a dev kit's AMS1117 regulator
     host_cpu_share: float = MEASURED_HOST_SHARE
@@ -84,8 +90,8 @@ def budget(s: Settings) -> dict:
         ("CPU busy (%.1f %% of the time)" % (100 * cpu_share), cpu_share * (busy - idle), "modem_sleep_%s_busy" % mhz),
         ("Wi-Fi beacons (every %.0f ms)" % beacons, (rx - idle) * BEACON_LISTEN_MS / beacons, "wifi_rx"),
         ("Wi-Fi heartbeats + keepalive (%.3f/s)" % exchanges, exchanges * EXCHANGE_MS / 1000 * ((rx + tx) / 2 - idle), "wifi_tx"),
-        ("accelerometer", CURRENTS["lis3dh_50hz" if s.sensor == "lis3dh" else "mpu6050_gyro_on"][0],
-         "lis3dh_50hz" if s.sensor == "lis3dh" else "mpu6050_gyro_on"),
+        ("accelerometer", CURRENTS["lis3dh_50hz" if s.sensor == "lis3dh" else "mpu6050_accel_only"][0],
+         "lis3dh_50hz" if s.sensor == "lis3dh" else "mpu6050_accel_only"),
         ("battery divider", CURRENTS["divider"][0], "divider"),
         ("regulator", CURRENTS["ldo_" + s.board][0], "ldo_" + s.board),
         ("alarm feedback (%g/day, %g s)" % (s.alarms_per_day, s.prealarm_s),

@@ -2,10 +2,12 @@
 target, every current names its source, and the JSON line comes last."""
 
 import json
+import runpy
 import subprocess
 import sys
 
 from simulator import power
+from simulator.paths import FIRMWARE
 
 
 def lonewatch(*args):
@@ -33,9 +35,22 @@ def test_hours_scale_with_the_battery_and_fall_with_more_radio_and_cpu():
     assert power.hours(s, battery_mah=2000) == 2 * power.hours(s)
     assert power.hours(s, heartbeat_s=5) < power.hours(s)
     assert power.hours(s, host_cpu_share=0.02) < power.hours(s)
-    assert power.hours(s, wifi_powersave=True) > power.hours(s)
+    assert power.hours(s, wifi_powersave=False) < power.hours(s)
 
 
 def test_a_cpu_share_measured_on_a_board_replaces_the_simulators():
     out = lonewatch("--cpu-share", "1.0")
     assert json.loads(out.strip().splitlines()[-1])["cpu_share"] == 1.0
+
+
+def test_the_budget_is_computed_for_the_firmwares_own_defaults():
+    # What the firmware sets at run time (Wi-Fi power save, the sensors'
+    # registers, the button interrupt) is checked in test_firmware_power_save.py.
+    spec = runpy.run_path(str(FIRMWARE / "config.py"))["SPEC"]
+    s = power.Settings()
+    assert (s.heartbeat_s, s.keepalive_s, s.sensor) == (
+        spec["heartbeat_s"][0], spec["keepalive_s"][0], spec["sensor"][0])
+    assert s.wifi_powersave
+    out = lonewatch("--no-wifi-powersave")
+    assert json.loads(out.strip().splitlines()[-1])["wifi_powersave"] is False
+    assert "Light sleep: none" in out

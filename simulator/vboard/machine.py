@@ -10,6 +10,7 @@ class Pin:
     OUT = 3
     PULL_UP = 1
     PULL_DOWN = 2
+    IRQ_FALLING = 2
 
     def __init__(self, gpio, mode=-1, pull=-1, value=None):
         self.gpio = gpio
@@ -32,6 +33,11 @@ class Pin:
         if v != self.level or self.mode != Pin.OUT:
             core.record("pin", self.gpio, v)
         self.level = v
+
+    def irq(self, handler, trigger):
+        # Called when the harness changes this input: the board sees it at its
+        # next poll, which every hardware access of the firmware makes.
+        core.irq[self.gpio] = (self, handler, trigger)
 
     def on(self):
         self.value(1)

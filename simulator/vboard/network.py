@@ -12,6 +12,8 @@ STAT_NO_AP_FOUND = 201
 
 
 class WLAN:
+    PM_POWERSAVE = 2  # ESP-IDF WIFI_PS_MAX_MODEM
+
     def __init__(self, interface=STA_IF):
         self._active = False
         self._joining = False
@@ -44,6 +46,10 @@ class WLAN:
     def config(self, name=None, **kwargs):
         if name == "mac":
             return b"\x24\x0a\xc4\x00\x00\x01"
+        if not self._active:
+            raise OSError("Wifi Not Started")
+        for key in kwargs:  # recorded, e.g. "wifi - pm 2": tests check what the firmware set
+            core.record("wifi", "-", key, kwargs[key])
         return None
 
     def ifconfig(self, *args):

@@ -14,6 +14,7 @@
 # Every hardware access polls the control socket, so the state the firmware
 # reads is as fresh as its own sampling.
 import os
+import select
 import socket
 import struct
 import time
@@ -21,6 +22,7 @@ import time
 SAMPLE_MS = 20  # the sensors' 50 Hz output data rate
 
 inputs = {}      # gpio -> level, as wired (button pulled up = 1)
+irq = {}         # gpio -> (pin, handler, trigger) of machine.Pin.irq
 adc_uv = {}      # gpio -> microvolts
 wifi_in_range = True
 rssi = -55
@@ -37,10 +39,12 @@ i2c_fault = "ok"
 _port = os.getenv("LW_VBOARD_PORT")
 _log_path = os.getenv("LW_VBOARD_LOG") or "vboard.log"
 _sock = None
+_ready = select.poll()
 if _port:
     _sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     _sock.bind(socket.getaddrinfo("127.0.0.1", int(_port))[0][-1])
     _sock.setblocking(False)
+    _ready.register(_sock, select.POLLIN)
 
 
 def clip(v, lo, hi):
@@ -69,7 +73,15 @@ def record(kind, gpio, *values):
 def _command(words):
     global wifi_in_range, rssi, trace, trace_samples, trace_start, trace_loop, i2c_fault
     if words[0] == "pin":
-        inputs[int(words[1])] = int(words[2])
+        gpio, level = int(words[1]), int(words[2])
+        edge = level != inputs.get(gpio)
+        inputs[gpio] = level
+        if edge and gpio in irq:
+            pin, handler, trigger = irq[gpio]
+            # As the ESP32 port runs a soft interrupt handler: in the VM's own
+            # thread, between two bytecodes of whatever runs now.
+            if trigger & (1 if level else 2):  # IRQ_RISING, IRQ_FALLING
+                handler(pin)
     elif words[0] == "accel":
         if trace:
             trace.close()
@@ -102,12 +114,11 @@ def poll():
         reset()
     if _sock is None:
         return
-    while True:
-        try:
-            data = _sock.recv(512)
-        except OSError:
-            return
-        words = data.decode().split()
+    # Look before reading: a recv with nothing there would cost a 512-byte
+    # buffer and an exception, at every hardware access, on the heap the
+    # firmware's scenarios measure (and fragment).
+    while _ready.poll(0):
+        words = _sock.recv(512).decode().split()
         if words:
             _command(words)
 
