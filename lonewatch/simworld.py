@@ -86,6 +86,7 @@ class GatewayProcess:
         self.desk = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
                                           headers={"Origin": self.url})
         deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S
+        health = "its desk did not answer"
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the gateway exited with status {self.proc.returncode} while starting "
@@ -94,10 +95,12 @@ class GatewayProcess:
                 async with self.desk.get(self.url + "/healthz") as answer:
                     if answer.status == 200:
                         break
+                    health = "; ".join((await answer.json()).get("problems", [])) or f"/healthz {answer.status}"
             except aiohttp.ClientError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway was not ready {GATEWAY_START_TIMEOUT_S:g} s after its start")
+                raise RuntimeError(f"the gateway was not ready {GATEWAY_START_TIMEOUT_S:g} s after its start: "
+                                   f"{health}")
             await asyncio.sleep(0.1)
         async with self.desk.post(self.url + "/login", data={"name": DESK_OPERATOR, "password": self.password},
                                   allow_redirects=False) as answer:
