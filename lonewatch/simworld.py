@@ -57,6 +57,7 @@ def _listening_port() -> int:
 
 ONLINE_TIMEOUT_S = 60.0
 GATEWAY_START_TIMEOUT_S = 60.0
+GATEWAY_STOP_S = 0.9
 DESK_OPERATOR = "sim-desk"
 
 
@@ -115,13 +116,19 @@ class GatewayProcess:
             await asyncio.to_thread(self.proc.wait)
 
     async def stop(self) -> None:
-        if self.running:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(self.proc.wait, 4)
-            except subprocess.TimeoutExpired:
-                await self.kill()
         await self._close_desk()
+        if self.running:
+            await asyncio.to_thread(self._end)
+
+    def _end(self) -> None:
+        # Within the simulator's own stop budget (lonewatch.stack.PART_STOP_TIMEOUT_S):
+        # a clean stop if it comes in time, else SIGKILL, never a gateway left behind.
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(GATEWAY_STOP_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     async def _close_desk(self) -> None:
         if self.desk is not None:
