@@ -7,6 +7,7 @@ endpoint on 127.0.0.1 lets a person press, drop or cut a device by hand."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import random
 import secrets
@@ -55,9 +56,25 @@ def _listening_port() -> int:
     raise RuntimeError("no free port between 20000 and 32767 on 127.0.0.1")
 
 
+if sys.platform == "linux":
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+
+    def _end_with_parent() -> None:
+        # The gateway of a simulator that was itself killed (kill -9, a test's
+        # timeout) would otherwise stay behind, holding on to a dead broker.
+        PR_SET_PDEATHSIG = 1
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+else:
+    _end_with_parent = None
+
+
 ONLINE_TIMEOUT_S = 60.0
 GATEWAY_START_TIMEOUT_S = 60.0
 GATEWAY_STOP_S = 0.9
+DESK_TIMEOUT_S = 10.0
+# The embedded broker's stop waits on every client's session; a stop that
+# takes longer than this is reported rather than waited for.
+BROKER_STOP_S = 10.0
 DESK_OPERATOR = "sim-desk"
 
 
@@ -81,11 +98,12 @@ class GatewayProcess:
     async def start(self) -> None:
         """Start it and wait until it is connected to the broker and the desk is logged in."""
         self.proc = subprocess.Popen([sys.executable, "-m", "lonewatch.cli", "gateway", "--config",
-                                      str(self.config_path)], stdin=subprocess.DEVNULL)
+                                      str(self.config_path)], stdin=subprocess.DEVNULL,
+                                     preexec_fn=_end_with_parent)
         # Its desk sessions live in its memory: a new process, a new login.
         await self._close_desk()
-        self.desk = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                          headers={"Origin": self.url})
+        self.desk = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Origin": self.url},
+                                          timeout=aiohttp.ClientTimeout(total=DESK_TIMEOUT_S))
         deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S
         health = "its desk did not answer"
         while True:
@@ -97,7 +115,7 @@ class GatewayProcess:
                     if answer.status == 200:
                         break
                     health = "; ".join((await answer.json()).get("problems", [])) or f"/healthz {answer.status}"
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the gateway was not ready {GATEWAY_START_TIMEOUT_S:g} s after its start: "
@@ -308,7 +326,10 @@ class SimWorld:
                 and self.broker is None:
             raise RuntimeError(f"{action} needs the simulator's own broker and gateway (run without --broker)")
         if action == "broker_down":
-            await self.broker.stop()
+            try:
+                await asyncio.wait_for(self.broker.stop(), BROKER_STOP_S)
+            except TimeoutError:
+                self.problems.append(f"broker_down: the embedded broker had not stopped after {BROKER_STOP_S:g} s")
         elif action == "broker_up":
             await self.broker.start()
         elif action == "gateway_kill":
@@ -330,11 +351,13 @@ class SimWorld:
         if not open_:
             self.problems.append(f"{action} {device}: the desk found no open incident")
             return
-        if action == "acknowledge":
-            status, text = await self.gateway.post(f"/api/incidents/{open_[0]['id']}/ack", {})
-        else:
-            status, text = await self.gateway.post(f"/api/incidents/{open_[0]['id']}/resolve",
-                                                   {"reason": params.get("reason", "test")})
+        path, body = ((f"/api/incidents/{open_[0]['id']}/ack", {}) if action == "acknowledge" else
+                      (f"/api/incidents/{open_[0]['id']}/resolve", {"reason": params.get("reason", "test")}))
+        try:
+            status, text = await self.gateway.post(path, body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.problems.append(f"{action} {device}: the desk got no answer ({exc or type(exc).__name__})")
+            return
         if status != 200:
             self.problems.append(f"{action} {device}: the desk answered {status}: {text}")
 
