@@ -1,6 +1,7 @@
 """What `lonewatch sim` runs (SimWorld): simulated devices, and unless it
-joins an existing broker, the embedded broker and the real gateway on a
-database of its own; a scenario's timeline acts on it and is checked
+joins an existing broker, the embedded broker and the real gateway (a
+`lonewatch gateway` process, GatewayProcess) on a database of its own; a
+scenario's timeline acts on it and is checked
 against what reached the gateway and what the wearers felt. Its control
 endpoint on 127.0.0.1 lets a person press, drop or cut a device by hand."""
 
@@ -160,7 +161,7 @@ class GatewayProcess:
 
 class SimWorld:
     """What `lonewatch sim` runs: devices, and unless it joins a broker, the
-    embedded broker and the real gateway on a database in `workdir`. A
+    embedded broker and a gateway process on a database in `workdir`. A
     scenario's timeline acts on it (device_action, action) and is checked
     against its incidents() and felt()."""
 
