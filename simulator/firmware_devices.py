@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from simulator import traces
+from simulator import wearer
 from simulator.board import VirtualDevice, device_config
 
 # Console lines -> the pattern the firmware played for them.
@@ -29,14 +29,6 @@ _FELT = (
     (re.compile(r"^cmd: session_due"), "session_due"),
     (re.compile(r"^cmd: ping"), "ping"),
 )
-# Man-down actions play a synthetic trace from a few seconds of walking (so
-# the detector knows which way is up) into the event, and the detector
-# decides; its own delays (the stillness after an impact, tilt_s) come first.
-WALK_BEFORE_S = 5
-_TRACES = {
-    "fall": lambda seed: traces.fall_then_motionless(seed=seed, after_s=120)[(60 - WALK_BEFORE_S) * 50:],
-    "tilt": lambda seed: traces.slow_slide(seed=seed, after_s=120)[(60 - WALK_BEFORE_S) * 50:],
-}
 EMPTY_MV, FULL_MV = 3300, 4150  # the firmware's default battery_empty_mv, battery_full_mv
 
 
@@ -52,7 +44,7 @@ class FirmwareDevice:
         self.battery = battery_pct
         cfg = device_config(broker[1], device=name, site=site, mqtt_host=broker[0], **(settings or {}))
         self.board = VirtualDevice(workdir, cfg, broker_port=broker[1], sensor=sensor, device_heap_kb=heap_kb,
-                                   proxy=False, battery_mv=battery_mv(battery_pct))
+                                   proxy=False, battery_mv=battery_mv(battery_pct), background=wearer.walking(seed))
         self.powered = False
         self.wifi_on = True
         self._lock = threading.Lock()
@@ -132,15 +124,9 @@ class FirmwareDevice:
     def _check_in(self) -> None:
         self.board.presses(2)
 
-    def _fall(self) -> None:
-        self.board.play(_TRACES["fall"](self.seed))
-
-    def _no_motion(self) -> None:
-        raise ValueError("no synthetic trace ends in no_motion alone (a wearer who stops moving after a fall "
-                         "is a fall); use a fleet device")
-
-    def _tilt(self) -> None:
-        self.board.play(_TRACES["tilt"](self.seed))
+    def move(self, motion: wearer.Motion) -> None:
+        """A man-down action: the accelerometer feels the trace from now on; the firmware's detector decides."""
+        self.board.play(motion.samples)
 
     def _cut_wifi(self) -> None:
         self.wifi_on = False

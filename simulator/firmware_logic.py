@@ -1,6 +1,7 @@
 """The firmware's pure-logic modules (gestures, alarm states, outbox, feedback
-patterns, protocol encoding, downlink command checks), loaded from the firmware files themselves so the
-light fleet devices decide exactly as a wearable does.
+patterns, protocol encoding, downlink command checks, the man-down detector),
+loaded from the firmware files themselves so the light fleet devices decide
+exactly as a wearable does.
 
 They import each other by bare name (`import patterns`, `from ticks import
 ticks_diff`), as MicroPython's flat filesystem wants. Putting the firmware
@@ -17,7 +18,7 @@ import sys
 from simulator.paths import FIRMWARE
 
 # In dependency order: a module's neighbours are loaded before it.
-_MODULES = ("ticks", "patterns", "protocol", "commands", "gestures", "alarmstate", "outbox")
+_MODULES = ("ticks", "patterns", "protocol", "commands", "gestures", "alarmstate", "outbox", "mandown")
 
 
 def _load_all() -> dict:
@@ -46,3 +47,4 @@ commands = _loaded["commands"]
 gestures = _loaded["gestures"]
 alarmstate = _loaded["alarmstate"]
 outbox = _loaded["outbox"]
+mandown = _loaded["mandown"]

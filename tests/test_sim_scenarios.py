@@ -6,9 +6,10 @@ differed, and a scenario file with mistakes is refused with all of them.
 The shipped scenarios run at once, each in its own process (the longest, a
 lone-work session of the protocol's shortest 60 s, sets the pace). Those
 whose devices do nothing the firmware cannot (a lone-work session from the
-device) or that time a man-down alarm to the second (a firmware device's
-detector takes its own seconds after the synthetic fall) run again with
-every device running the firmware under micropython on a 96 KB heap."""
+device) and that a 96 KB device's heartbeat keeps up with run again with
+every device running the firmware under micropython on a 96 KB heap: the
+man-down ones play their trace on the board's accelerometer, a SisFall fall
+when ../shared is there."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SISFALL
 from simulator.scenario import SCENARIOS, load, shipped
 
 LONEWATCH = str(Path(sys.executable).parent / "lonewatch")
 NAMES = [p.stem for p in shipped()]
-FIRMWARE_NAMES = ["panic", "gateway-killed-panic", "broker-outage-queued-alarms", "device-switched-off"]
+FIRMWARE_NAMES = ["panic", "gateway-killed-panic", "broker-outage-queued-alarms", "device-switched-off", "fall",
+                  "fall-cancelled", "no-motion", "tilt"]
 
 
 def sim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -63,6 +66,22 @@ def test_shipped_scenario_passes_its_check(shipped_runs, name):
     assert "went wrong:         nothing" in out
     if name.endswith("--firmware"):
         assert "0 fleet device(s) and" in out and "running the firmware under micropython, 96 KB heap" in out
+
+
+@pytest.mark.parametrize("name", ["fall", "fall --firmware"])
+def test_the_fall_is_a_sisfall_recording_when_the_data_set_is_there(shipped_runs, name):
+    code, out = shipped_runs[name]
+    played = "dev-1 fall: SisFall recording " if (SISFALL / "manifest.csv").exists() else "dev-1 fall: synthetic fall"
+    assert f"man-down trace:     {played}" in out, out[-2000:]
+
+
+@pytest.mark.parametrize("name", ["gateway-killed-panic", "gateway-killed-panic --firmware"])
+def test_the_gateway_is_killed_not_stopped(shipped_runs, name):
+    code, out = shipped_runs[name]
+    # Two gateway processes ran on the database; only the last one stopped
+    # cleanly (the simulator's own stop): the first was sent SIGKILL.
+    assert out.count("lonewatch.gateway: gateway gw-1 started") == 2, out[-4000:]
+    assert out.count("lonewatch.stack: stopping") == 1, out[-4000:]
 
 
 def test_unmet_expectations_and_unexpected_incidents_fail_the_check_and_are_listed(tmp_path):

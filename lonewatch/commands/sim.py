@@ -48,6 +48,9 @@ def add_arguments(parser) -> None:
                         help="with --scenario: exit 0 only if every expectation was met and nothing else happened")
     parser.add_argument("--control-port", type=port_number, default=None,
                         help="HTTP control endpoint on 127.0.0.1 (default: a free port)")
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="SisFall-format recordings to take falls from (default: ../shared/datasets/sisfall-50hz "
+                             "beside the checkout if it is there, else synthetic falls)")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="stop after S seconds (default: at the scenario's end, else on Ctrl-C)")
 
@@ -69,6 +72,12 @@ def run(args) -> int:
             print("lonewatch sim: this scenario stops or asks the broker or the gateway, or is checked "
                   "against the gateway's records; run it without --broker", file=sys.stderr)
             return 2
+    from simulator import sisfall, wearer
+    try:
+        args.falls = wearer.sisfall_folder(args.data)
+    except sisfall.DatasetError as exc:
+        print(f"lonewatch sim: --data: {exc}", file=sys.stderr)
+        return 2
     if args.broker:
         from contract.protocol import parse_mqtt_url
         try:
@@ -99,7 +108,7 @@ async def _main(args, scenario) -> int:
     with tempfile.TemporaryDirectory(prefix="lonewatch-sim-") as tmp:
         world = World(Path(tmp), broker_url=args.broker, mqtt_port=args.mqtt_port, devices=args.devices,
                       firmware=args.firmware, site=args.site, seed=args.seed, heap_kb=args.heap,
-                      scenario=scenario, control_port=args.control_port)
+                      scenario=scenario, control_port=args.control_port, falls=args.falls)
         differences = None
         try:
             await world.start()
@@ -217,6 +226,8 @@ def _format_summary(s: dict) -> str:
     ]
     if s["incidents"] is not None:
         lines.append(f"  incidents at the gateway: {s['incidents']}  rejected messages: {s['rejected']}")
+    for line in s["man_down"]:
+        lines.append(f"  man-down trace:     {line}")
     lines.append("  went wrong:         " + ("; ".join(s["problems"]) if s["problems"] else "nothing"))
     return "\n".join(lines)
 
