@@ -8,8 +8,10 @@
 #                    PRE_ALARM --timeout--> ALARM          (alarm man_down)
 # any  --panic-->    ALARM                                  (alarm panic, at once)
 # ALARM --delivered--> DELIVERED --help_coming--> HELP_COMING --resolved--> IDLE
+#
+# and the wearer's lone-work session as the device knows it (Session, below).
 import patterns
-from ticks import ticks_diff
+from ticks import const, ticks_add, ticks_diff
 
 IDLE = "idle"
 PRE_ALARM = "pre_alarm"
@@ -81,3 +83,88 @@ class AlarmStates:
             self.active_id = None
             return [("feedback", patterns.RESOLVED)]
         return []
+
+
+# Session states. Private constants: the state names cost the firmware's
+# table of names nothing beyond the strings printed.
+_OFF = const("off")
+_ACTIVE = const("active")
+_REMINDED = const("reminded")
+_MISSED = const("missed")
+_OVERDUE = const("overdue")
+_ANSWERED = const("answered")
+# ticks_ms wraps: a deadline further than this cannot be timed on it. A
+# reminder comes minutes before its deadline, never this far.
+_LONGEST_MS = const(5 * 24 * 3600 * 1000)
+
+
+class Session:
+    """The gateway keeps the session and raises its overdue alarm at the
+    deadline; the device learns of the session from the wearer's gestures
+    and the gateway's commands, and prompts the wearer. After a reboot it
+    knows of none until the next command.
+
+    off/active --start, extend, check-in gesture, `session`--> active
+    any --check-out gesture--> off
+    active --`session_due` N > 0 (reminder)--> reminded, deadline now + N s
+    reminded --check-in gesture--> active
+    reminded --the deadline passes--> missed       pre-alarm pattern
+    any --`session_due` 0--> overdue               overdue pattern
+    missed/overdue --press--> answered             check_in at once
+    answered --the press's gesture ends--> active  (a double press is not sent again)
+
+    Missed never raises an alarm of its own: the gateway's comes at the
+    deadline whatever the device's link or battery, and one from the device
+    would be the same news twice, or false if the desk checked in for the
+    wearer by phone."""
+
+    def __init__(self, new_id):
+        self.new_id = new_id
+        self.state = _OFF
+        self.due = 0
+
+    def _go(self, state, name=None):
+        """Into `state`; with the event `name` sent and felt."""
+        print("session", state)
+        self.state = state
+        if name:
+            return [("event", self.new_id(), name, None, None), ("feedback", name)]
+        return NOTHING
+
+    def press(self):
+        """Any press answers a missed check-in or an overdue session."""
+        if self.state == _MISSED or self.state == _OVERDUE:
+            return self._go(_ANSWERED, "check_in")
+        return NOTHING
+
+    def update(self, g, alarm):
+        """The end of a press sequence (gestures: SINGLE, PANIC or an event
+        type) while the alarm machine is in state `alarm`. Session gestures
+        count only in IDLE: during an alarm the button is the alarm's."""
+        answered = self.state == _ANSWERED
+        if alarm != IDLE or type(g) is not str or answered and g == "check_in":
+            if answered:
+                self._go(_ACTIVE)
+            return NOTHING
+        return self._go(_OFF if g == "session_end" else _ACTIVE, g)
+
+    def command(self, cmd, due_in_s, now):
+        """`session` (the desk registered or extended one) or `session_due`."""
+        if cmd == "session":
+            self._go(_ACTIVE)
+        elif due_in_s:
+            self.due = ticks_add(now, min(due_in_s * 1000, _LONGEST_MS))
+            self._go(_REMINDED)
+        else:
+            return self._go(_OVERDUE)  # the background pattern says it, until answered
+        return [("feedback", cmd)]
+
+    def tick(self, now):
+        """Called 50 times a second: the background pattern the session asks for, or None."""
+        if self.state == _REMINDED and ticks_diff(now, self.due) >= 0:
+            self._go(_MISSED)
+        if self.state == _MISSED:
+            return patterns.PRE_ALARM
+        if self.state == _OVERDUE:
+            return _OVERDUE
+        return None

@@ -44,10 +44,12 @@ SPEC = {
     "ntp_host": ("pool.ntp.org", _STR),
     "wdt_ms": (10000, _INT, 2000, 60000),
     "location": ({}, _DICT),
+    # A session started on the wearable lasts this long (the protocol's bounds).
+    "session_s": (7200, _INT, 60, 7 * 24 * 3600),
     "mandown": ({}, _DICT),
 }
 # What a `config` command may change over the air; the rest needs a re-flash.
-REMOTE = ("prealarm_s", "silent", "heartbeat_s", "low_battery_pct", "mandown", "location")
+REMOTE = ("prealarm_s", "silent", "heartbeat_s", "low_battery_pct", "mandown", "location", "session_s")
 
 
 class ConfigError(Exception):
@@ -138,6 +140,31 @@ def merge_remote(cfg, changes):
     raw = dict(cfg)
     raw.update(changes)
     return validate(raw)
+
+
+def update(app, changes):
+    """The `config` command on the running wearable (an app.App): checked,
+    saved, then applied, or rejected with a log line. It lives here, not in
+    app.py, so that its code is on the heap only while this module is
+    loaded for it."""
+    import mandown
+    try:
+        new = merge_remote(app.cfg, changes)
+        detector = mandown.Detector(new["mandown"])
+        save(new)
+    except (ConfigError, ValueError) as e:
+        print("cmd: config rejected: %s" % e)
+        return
+    app.cfg = new
+    app.link.cfg = new
+    app.states.prealarm_s = new["prealarm_s"]
+    app.player.silent = new["silent"]
+    # Keep the learned upright: relearning it would need a walk first,
+    # and until then a wearer bent over a bench could read as tilted.
+    if app.detector.upright is not None:
+        detector.assume_upright(*app.detector.upright)
+    app.detector = detector
+    print("cmd: config applied %s" % json.dumps(changes))
 
 
 def save(cfg, path=PATH):
