@@ -69,7 +69,12 @@ class AlarmStates:
         return NOTHING
 
     def command(self, cmd, ref):
-        """Desk feedback for our active alarm; stale refs are ignored."""
+        """Desk feedback for our active alarm; stale refs are ignored. An
+        alarm the gateway raised for the wearer (overdue, contact lost during
+        lone work) is referred to by no id of ours (ours hold ':'): the wearer
+        feels help coming or the stand-down, and the states stay as they are."""
+        if ref is not None and ":" not in ref and cmd != DELIVERED:
+            return [("feedback", cmd)]
         if ref is None or ref != self.active_id or self.state not in ACTIVE:
             return []
         if cmd == "delivered" and self.state == ALARM:

@@ -114,6 +114,14 @@ def test_the_desk_extending_an_overdue_session_stops_the_pattern(scratch):
     assert s.tick(20) is None
 
 
+def test_help_for_an_alarm_the_gateway_raised_is_felt_without_changing_the_alarm_states(scratch):
+    m = alarmstate.AlarmStates(20, lambda: "dev-001:4:1")
+    assert m.command("help_coming", "incident-7") == [("feedback", "help_coming")]
+    assert m.command("resolved", "incident-7") == [("feedback", "resolved")]
+    assert m.command("delivered", "incident-7") == []
+    assert m.state == IDLE
+
+
 if sys.implementation.name == "cpython":
     from micropython_cases import run_cases_under_micropython
 
