@@ -31,7 +31,8 @@ SPEC = {
     "delivered_timeout_s": (30, _INT, 1, 3600),
     "sensor": ("lis3dh", ("lis3dh", "mpu6050")),
     "prealarm_s": (20, _INT, 1, 600),
-    "hold_ms": (2000, _INT, 500, 10000),
+    # At least 1 s: a long press (0.6 s, gestures.py) must stay clear of the hold.
+    "hold_ms": (2000, _INT, 1000, 10000),
     "panic_presses": (3, _INT, 3, 10),
     "press_window_ms": (2000, _INT, 500, 5000),
     "silent": (False, _BOOL),

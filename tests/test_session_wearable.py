@@ -13,6 +13,7 @@ if sys.implementation.name == "cpython":
 import alarmstate
 import gestures
 import patterns
+import protocol
 
 IDLE = alarmstate.IDLE
 
@@ -120,6 +121,15 @@ def test_help_for_an_alarm_the_gateway_raised_is_felt_without_changing_the_alarm
     assert m.command("resolved", "incident-7") == [("feedback", "resolved")]
     assert m.command("delivered", "incident-7") == []
     assert m.state == IDLE
+
+
+def test_session_events_carry_the_location_and_the_start_its_duration(scratch):
+    zone = {"zone": "lab-3"}
+    for etype in ("session_start", "session_extend", "check_in", "session_end"):
+        body = protocol.event("dev-001", "dev-001:4:1", etype, 1000, location=zone,
+                              duration_s=7200 if etype == "session_start" else None)
+        assert body["location"] == zone
+        assert ("duration_s" in body) == (etype == "session_start")
 
 
 if sys.implementation.name == "cpython":
