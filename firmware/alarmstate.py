@@ -11,6 +11,7 @@
 #
 # and the wearer's lone-work session as the device knows it (Session, below).
 import patterns
+from gestures import PRESS
 from ticks import const, ticks_add, ticks_diff
 
 IDLE = "idle"
@@ -90,14 +91,6 @@ class AlarmStates:
         return []
 
 
-# Session states. Private constants: the state names cost the firmware's
-# table of names nothing beyond the strings printed.
-_OFF = const("off")
-_ACTIVE = const("active")
-_REMINDED = const("reminded")
-_MISSED = const("missed")
-_OVERDUE = const("overdue")
-_ANSWERED = const("answered")
 # ticks_ms wraps: a deadline further than this cannot be timed on it. A
 # reminder comes minutes before its deadline, never this far.
 _LONGEST_MS = const(5 * 24 * 3600 * 1000)
@@ -111,22 +104,25 @@ class Session:
 
     off/active --start, extend, check-in gesture, `session`--> active
     any --check-out gesture--> off
-    active --`session_due` N > 0 (reminder)--> reminded, deadline now + N s
-    reminded --check-in gesture--> active
-    reminded --the deadline passes--> missed       pre-alarm pattern
-    any --`session_due` 0--> overdue               overdue pattern
-    missed/overdue --press--> answered             check_in at once
-    answered --the press's gesture ends--> active  (a double press is not sent again)
+    active --`session_due` N > 0 (reminder)--> due, deadline now + N s
+    due --check-in gesture--> active
+    due --the deadline passes--> pre_alarm          (missed: pre-alarm pattern)
+    any --`session_due` 0--> overdue                overdue pattern
+    pre_alarm/overdue --press--> check_in           a check_in sent at once
+    check_in --the press's gesture ends--> active   (a double press is not sent again)
 
-    Missed never raises an alarm of its own: the gateway's comes at the
-    deadline whatever the device's link or battery, and one from the device
-    would be the same news twice, or false if the desk checked in for the
-    wearer by phone."""
+    The states are names the firmware holds anyway (the two that play a
+    pattern are named after it): every new name costs the table of names a
+    slot, a string constant costs heap.
+
+    A missed check-in never raises an alarm of its own: the gateway's comes
+    at the deadline whatever the device's link or battery, and one from the
+    device would be the same news twice, or false if the desk checked in for
+    the wearer by phone."""
 
     def __init__(self, new_id):
         self.new_id = new_id
-        self.state = _OFF
-        self.due = 0
+        self.state = "off"
 
     def _go(self, state, name=None):
         """Into `state`; with the event `name` sent and felt."""
@@ -136,40 +132,39 @@ class Session:
             return [("event", self.new_id(), name, None, None), ("feedback", name)]
         return NOTHING
 
-    def press(self):
-        """Any press answers a missed check-in or an overdue session."""
-        if self.state == _MISSED or self.state == _OVERDUE:
-            return self._go(_ANSWERED, "check_in")
-        return NOTHING
-
     def update(self, g, alarm):
-        """The end of a press sequence (gestures: SINGLE, PANIC or an event
-        type) while the alarm machine is in state `alarm`. Session gestures
-        count only in IDLE: during an alarm the button is the alarm's."""
-        answered = self.state == _ANSWERED
-        if alarm != IDLE or type(g) is not str or answered and g == "check_in":
-            if answered:
-                self._go(_ACTIVE)
+        """A gesture (gestures.py) while the alarm machine is in state
+        `alarm`. Any press answers a missed check-in or an overdue session,
+        at once. The end of a press sequence is a session gesture when it is
+        an event type, and counts only in IDLE: during an alarm the button
+        is the alarm's."""
+        if g == PRESS:
+            if self.state == "pre_alarm" or self.state == "overdue":
+                return self._go("check_in", "check_in")
             return NOTHING
-        return self._go(_OFF if g == "session_end" else _ACTIVE, g)
+        if self.state == "check_in":
+            self._go("active")
+            if g == "check_in":
+                return NOTHING  # the press that answered was its first
+        if alarm != IDLE or type(g) is not str:
+            return NOTHING
+        return self._go("off" if g == "session_end" else "active", g)
 
     def command(self, cmd, due_in_s, now):
         """`session` (the desk registered or extended one) or `session_due`."""
         if cmd == "session":
-            self._go(_ACTIVE)
+            self._go("active")
         elif due_in_s:
             self.due = ticks_add(now, min(due_in_s * 1000, _LONGEST_MS))
-            self._go(_REMINDED)
+            self._go("due")
         else:
-            return self._go(_OVERDUE)  # the background pattern says it, until answered
+            return self._go("overdue")  # the background pattern says it, until answered
         return [("feedback", cmd)]
 
     def tick(self, now):
         """Called 50 times a second: the background pattern the session asks for, or None."""
-        if self.state == _REMINDED and ticks_diff(now, self.due) >= 0:
-            self._go(_MISSED)
-        if self.state == _MISSED:
-            return patterns.PRE_ALARM
-        if self.state == _OVERDUE:
-            return _OVERDUE
+        if self.state == "due" and ticks_diff(now, self.due) >= 0:
+            self._go("pre_alarm")
+        if self.state == "pre_alarm" or self.state == "overdue":
+            return self.state
         return None

@@ -8,7 +8,6 @@
 import asyncio
 import gc
 import json
-import os
 import sys
 import time
 
@@ -27,7 +26,6 @@ import protocol
 import sensor
 import version
 
-BOOT_PATH = "boot.txt"
 OUTBOX_PATH = "outbox.log"
 _BUTTON_MS = const(10)
 _SENSOR_MS = const(20)
@@ -37,22 +35,6 @@ _SENSOR_FAILURES = const(50)
 _NTP_EVERY_MS = const(3600 * 1000)
 _HEAP_REPORT_MS = const(5000)
 _LOW_BATTERY_EVERY_MS = const(10 * 60 * 1000)
-
-
-def next_boot():
-    """Increment the persisted boot counter (atomic rename: a power cut
-    leaves the old or the new value, never a torn one)."""
-    boot = 0
-    try:
-        with open(BOOT_PATH) as f:
-            boot = int(f.read())
-    except (OSError, ValueError):
-        pass
-    boot += 1
-    with open(BOOT_PATH + ".tmp", "w") as f:
-        f.write(str(boot))
-    os.rename(BOOT_PATH + ".tmp", BOOT_PATH)
-    return boot
 
 
 class App:
@@ -132,12 +114,10 @@ class App:
     def on_gesture(self, g):
         if g == gestures.PRESS:
             self.carry_out(self.states.press())
-            self.carry_out(self.session.press())
-            return
-        if g == gestures.PANIC:
+        elif g == gestures.PANIC:
             self.carry_out(self.states.panic())
-        # Check-in and the session gestures; the session also learns that the
-        # presses that answered its prompt have ended.
+        # A press may answer the session's prompt; the end of the presses may
+        # be a check-in or a session gesture.
         self.carry_out(self.session.update(g, self.states.state))
 
     def on_detector(self, code, now):
@@ -157,7 +137,7 @@ class App:
         finally:
             _forget(commands)
         if changes is not None:
-            config = _import_config()
+            import config
             try:
                 config.update(self, changes)
             finally:
@@ -304,20 +284,15 @@ async def guarded(name, coro):
         machine.reset()
 
 
-def _import_config():
-    import config
-    return config
-
-
 def _forget(module):
-    # Validation runs at boot and on a rare `config` command; its code need
-    # not occupy the heap in between (modules are not frozen in flash).
+    # Code run at boot or on a rare command need not occupy the heap in
+    # between (modules are not frozen in flash).
     del sys.modules[module.__name__]
     gc.collect()
 
 
 def main():
-    config = _import_config()
+    import config
     try:
         cfg = config.load()
         mandown.Detector(cfg["mandown"])  # its own settings are checked by it
@@ -325,6 +300,6 @@ def main():
         import badconfig
         badconfig.show_bad_config(str(e))
         return
+    boot = config.next_boot()
     _forget(config)
-    boot = next_boot()
     asyncio.run(App(cfg, boot).run())

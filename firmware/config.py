@@ -1,9 +1,11 @@
 # The device's JSON config (/config.json on flash): defaults, validation at
-# boot with messages a person can act on. Pure logic: CPython runs it too.
+# boot with messages a person can act on, and the boot counter. Pure logic:
+# CPython runs it too. Loaded at boot and for a `config` command only.
 import json
 import os
 
 PATH = "config.json"
+BOOT_PATH = "boot.txt"
 
 # name: (default, kind[, min, max]). A default of None means "required".
 # docs/firmware.md explains every setting.
@@ -173,3 +175,20 @@ def save(cfg, path=PATH):
     with open(tmp, "w") as f:
         f.write(json.dumps(cfg))
     os.rename(tmp, path)
+
+
+def next_boot():
+    """Increment the persisted boot counter (atomic rename: a power cut
+    leaves the old or the new value, never a torn one). Here because it runs
+    once, at boot, while this module is loaded."""
+    boot = 0
+    try:
+        with open(BOOT_PATH) as f:
+            boot = int(f.read())
+    except (OSError, ValueError):
+        pass
+    boot += 1
+    with open(BOOT_PATH + ".tmp", "w") as f:
+        f.write(str(boot))
+    os.rename(BOOT_PATH + ".tmp", BOOT_PATH)
+    return boot

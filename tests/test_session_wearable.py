@@ -59,7 +59,7 @@ def test_session_gestures_do_nothing_during_an_alarm(scratch):
 def test_a_single_press_or_a_panic_is_no_session_gesture(scratch):
     s = session()
     assert s.update(gestures.SINGLE, IDLE) == [] and s.update(gestures.PANIC, alarmstate.ALARM) == []
-    assert s.press() == []
+    assert s.update(gestures.PRESS, IDLE) == []
 
 
 def test_the_desk_registering_a_session_is_felt(scratch):
@@ -72,7 +72,7 @@ def test_a_reminder_arms_the_deadline_and_a_check_in_disarms_it(scratch):
     s = session()
     s.update("session_start", IDLE)
     assert s.command("session_due", 30, 1000) == [("feedback", "session_due")]
-    assert s.state == "reminded" and s.tick(30999) is None
+    assert s.state == "due" and s.tick(30999) is None
     s.update("check_in", IDLE)
     assert s.tick(31000) is None and s.state == "active"
 
@@ -80,9 +80,9 @@ def test_a_reminder_arms_the_deadline_and_a_check_in_disarms_it(scratch):
 def test_a_missed_deadline_plays_the_pre_alarm_until_a_press_checks_in_once(scratch):
     s = session()
     s.command("session_due", 30, 1000)
-    assert s.tick(31000) == patterns.PRE_ALARM and s.state == "missed"
+    assert s.tick(31000) == patterns.PRE_ALARM and s.state == "pre_alarm"
     assert s.tick(600000) == patterns.PRE_ALARM  # no alarm of its own: the gateway's is raised at the deadline
-    actions = s.press()
+    actions = s.update(gestures.PRESS, IDLE)
     assert sent(actions) == ["check_in"] and felt(actions) == ["check_in"]
     assert s.tick(600010) is None
     # The double press that answered ends: no second check-in.
@@ -95,7 +95,7 @@ def test_overdue_plays_until_a_press_answers_and_the_gesture_in_progress_still_c
     s.update("session_start", IDLE)
     assert s.command("session_due", 0, 5000) == []
     assert s.state == "overdue" and s.tick(5020) == "overdue"
-    assert sent(s.press()) == ["check_in"]
+    assert sent(s.update(gestures.PRESS, IDLE)) == ["check_in"]
     assert s.tick(5040) is None
     # A press that began an extend answers the overdue, and the extend is still sent.
     assert sent(s.update("session_extend", IDLE)) == ["session_extend"] and s.state == "active"
@@ -104,7 +104,7 @@ def test_overdue_plays_until_a_press_answers_and_the_gesture_in_progress_still_c
 def test_a_panic_while_answering_ends_the_answer_and_sends_no_session_event(scratch):
     s = session()
     s.command("session_due", 0, 0)
-    assert sent(s.press()) == ["check_in"]
+    assert sent(s.update(gestures.PRESS, IDLE)) == ["check_in"]
     assert s.update(gestures.PANIC, alarmstate.ALARM) == [] and s.state == "active"
 
 

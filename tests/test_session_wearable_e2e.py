@@ -88,7 +88,7 @@ async def test_a_session_started_by_gesture_is_reminded_checked_in_and_missed_th
             assert session["location"] == {"zone": "lab-3"}
             assert session["ends_at"] - session["started_at"] == 600          # the device's session_s
 
-            await console(device, "^session reminded$", mark)
+            await console(device, "^session due$", mark)
             mark = device.board.mark()
             await asyncio.to_thread(press_sequence, device, SHORT_MS, SHORT_MS)        # check-in
             await reminder_felt(device, since)
@@ -100,7 +100,7 @@ async def test_a_session_started_by_gesture_is_reminded_checked_in_and_missed_th
             assert gateway.store.list_incidents() == []  # checked in before the deadline
 
             # No check-in this time: the gateway alarms at the deadline, the wearable plays overdue.
-            await console(device, "^session reminded$", mark)
+            await console(device, "^session due$", mark)
             await reminder_felt(device, since)
             overdue = await wait_for(lambda: [i for i in gateway.store.list_incidents() if i["type"] == "overdue"],
                                      timeout=15, what="the overdue alarm")
