@@ -8,7 +8,6 @@
 import asyncio
 import gc
 import json
-import os
 import sys
 import time
 
@@ -25,10 +24,8 @@ import outbox
 import patterns
 import protocol
 import sensor
-import sntp
 import version
 
-BOOT_PATH = "boot.txt"
 OUTBOX_PATH = "outbox.log"
 _BUTTON_MS = const(10)
 # Idle (no gesture in progress, no pre-alarm to cancel) the button task looks
@@ -45,22 +42,6 @@ _HEAP_REPORT_MS = const(5000)
 _LOW_BATTERY_EVERY_MS = const(10 * 60 * 1000)
 
 
-def next_boot():
-    """Increment the persisted boot counter (atomic rename: a power cut
-    leaves the old or the new value, never a torn one)."""
-    boot = 0
-    try:
-        with open(BOOT_PATH) as f:
-            boot = int(f.read())
-    except (OSError, ValueError):
-        pass
-    boot += 1
-    with open(BOOT_PATH + ".tmp", "w") as f:
-        f.write(str(boot))
-    os.rename(BOOT_PATH + ".tmp", BOOT_PATH)
-    return boot
-
-
 class App:
     def __init__(self, cfg, boot):
         self.cfg = cfg
@@ -72,6 +53,7 @@ class App:
         self.box = outbox.Outbox(OUTBOX_PATH, cfg["outbox_max"],
                                  cfg["delivered_timeout_s"] * 1000)
         self.states = alarmstate.AlarmStates(cfg["prealarm_s"], self.new_id)
+        self.session = alarmstate.Session(self.new_id)
         self.gestures = gestures.Gestures(cfg["hold_ms"], cfg["panic_presses"], cfg["press_window_ms"])
         self.detector = mandown.Detector(cfg["mandown"])
         self.link = link.Link(cfg, boot, self.board.wlan, self.box, self.on_command,
@@ -82,6 +64,9 @@ class App:
         self.battery_pct = None
         self.last_ntp = None
         self.worn = True
+        import sntp
+        self.epoch = sntp.EPOCH_OFFSET  # unix seconds = time.time() + epoch
+        _forget(sntp)
         print("lonewatch %s: device %s boot %d, %d record(s) in the outbox"
               % (version.FW, cfg["device"], boot, len(self.box)))
 
@@ -92,7 +77,7 @@ class App:
         return protocol.record_id(self.cfg["device"], self.boot, self.seq)
 
     def _wall(self):
-        return sntp.unix_time()
+        return time.time() + self.epoch
 
     def carry_out(self, actions, now=None):
         """Do what the state machine decided; `now` (ticks_ms) is when it
@@ -111,6 +96,7 @@ class App:
                 _, rid, etype, cause, countdown = action
                 self.queue("event", protocol.event(
                     cfg["device"], rid, etype, now, cause=cause, countdown_s=countdown,
+                    duration_s=cfg["session_s"] if etype == "session_start" else None,
                     wall_time=self._wall(), battery_pct=self.battery_pct, location=cfg["location"]))
             elif action[0] == "feedback":
                 self.player.play(action[1])
@@ -135,9 +121,9 @@ class App:
             self.carry_out(self.states.press())
         elif g == gestures.PANIC:
             self.carry_out(self.states.panic())
-        elif g == gestures.DOUBLE and self.states.state == alarmstate.IDLE:
-            self.carry_out([("event", self.new_id(), "check_in", None, None),
-                            ("feedback", patterns.CHECK_IN)])
+        # A press may answer the session's prompt; the end of the presses may
+        # be a check-in or a session gesture.
+        self.carry_out(self.session.update(g, self.states.state))
 
     def on_detector(self, code, now):
         name = mandown.NAMES[code]
@@ -152,48 +138,15 @@ class App:
     def on_command(self, topic, payload):
         import commands
         try:
-            cmd, problem = commands.parse(payload)
+            changes = commands.run(self, payload)
         finally:
             _forget(commands)
-        if cmd is None:
-            print("cmd: refused (%s): %r" % (problem, bytes(payload[:60])))
-            return
-        name = cmd["cmd"]
-        print("cmd: %s %s" % (name, cmd.get("ref", "")))
-        if name == "delivered" and self.box.delivered(cmd.get("ref")):
-            # Stored at the gateway: only now may the alarm leave the flash.
-            print("outbox: alarm %s confirmed, removed" % cmd["ref"])
-        if name in ("delivered", "help_coming", "resolved"):
-            self.carry_out(self.states.command(name, cmd.get("ref")))
-        elif name == "ping":
-            self.send_heartbeat()
-            self.player.play(patterns.PING)
-        elif name == "session_due":
-            self.player.play(patterns.SESSION_DUE)
-        elif name == "config":
-            self.apply_config(cmd["config"])
-
-    def apply_config(self, changes):
-        config = _import_config()
-        try:
-            new = config.merge_remote(self.cfg, changes)
-            detector = mandown.Detector(new["mandown"])
-            config.save(new)
-        except (config.ConfigError, ValueError) as e:
-            print("cmd: config rejected: %s" % e)
-            return
-        finally:
-            _forget(config)
-        self.cfg = new
-        self.link.cfg = new
-        self.states.prealarm_s = new["prealarm_s"]
-        self.player.silent = new["silent"]
-        # Keep the learned upright: relearning it would need a walk first,
-        # and until then a wearer bent over a bench could read as tilted.
-        if self.detector.upright is not None:
-            detector.assume_upright(*self.detector.upright)
-        self.detector = detector
-        print("cmd: config applied %s" % json.dumps(changes))
+        if changes is not None:
+            import config
+            try:
+                config.update(self, changes)
+            finally:
+                _forget(config)
 
     # ---- measurements -----------------------------------------------------
 
@@ -220,14 +173,17 @@ class App:
             asyncio.create_task(self.sync_clock())
 
     async def sync_clock(self):
+        # Hourly at most: its code is loaded only for it.
+        import sntp
         try:
             now = await sntp.query(self.cfg["ntp_host"])
+            if now:
+                sntp.set_clock(machine.RTC(), now)
+                print("ntp: clock set")
         except OSError as e:
             print("ntp: %r" % (e,))
-            return
-        if now:
-            sntp.set_clock(machine.RTC(), now)
-            print("ntp: clock set")
+        finally:
+            _forget(sntp)
 
     # ---- tasks ------------------------------------------------------------
 
@@ -276,12 +232,12 @@ class App:
                         print("sensor: %d reads failed (%r)" % (failures, e))
                         self.raise_technical("sensor_failed")
             self.carry_out(self.states.tick(now), now)
+            background = self.session.tick(now)
             if self.states.state == alarmstate.PRE_ALARM:
-                self.player.set_background(patterns.PRE_ALARM)
-            elif not self.link.online:
-                self.player.set_background(patterns.NO_CONNECTION)
-            else:
-                self.player.set_background(None)
+                background = patterns.PRE_ALARM
+            elif background is None and not self.link.online:
+                background = patterns.NO_CONNECTION
+            self.player.set_background(background)
             self.progress["sensor"] = now
             due = time.ticks_add(due, _SENSOR_MS)
             wait = time.ticks_diff(due, time.ticks_ms())
@@ -352,20 +308,15 @@ async def guarded(name, coro):
         machine.reset()
 
 
-def _import_config():
-    import config
-    return config
-
-
 def _forget(module):
-    # Validation runs at boot and on a rare `config` command; its code need
-    # not occupy the heap in between (modules are not frozen in flash).
+    # Code run at boot or on a rare command need not occupy the heap in
+    # between (modules are not frozen in flash).
     del sys.modules[module.__name__]
     gc.collect()
 
 
 def main():
-    config = _import_config()
+    import config
     try:
         cfg = config.load()
         mandown.Detector(cfg["mandown"])  # its own settings are checked by it
@@ -373,6 +324,6 @@ def main():
         import badconfig
         badconfig.show_bad_config(str(e))
         return
+    boot = config.next_boot()
     _forget(config)
-    boot = next_boot()
     asyncio.run(App(cfg, boot).run())

@@ -1,6 +1,7 @@
-# Downlink commands as the device reads them. Pure logic: runs under MicroPython
-# and CPython. Imported only while a command is read (App.on_command)
-# and forgotten after: its code need not occupy the heap in between.
+# Downlink commands as the device reads them and acts on them. parse() is
+# pure logic: runs under MicroPython and CPython. Imported only while a
+# command is read and carried out (App.on_command) and forgotten after: its
+# code need not occupy the heap in between.
 import json
 
 from protocol import MAX_PAYLOAD, VERSION
@@ -9,8 +10,9 @@ from ticks import const
 # What a command may be. Anything else is refused with a reason, never an
 # exception: the link task that reads commands must outlive any payload.
 # Little code: it is loaded per command into a heap fragmented by then.
-COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due")
+COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due", "session")
 _WITH_REF = const(("delivered", "help_coming", "resolved"))
+_WITH_DUE = const(("session_due", "session"))
 # A command object holding `config` holding `mandown` or `location` is 3
 # deep; refusing deeper payloads before decoding keeps the decoder's stack
 # (CPython recursion, MicroPython heap) small whatever arrives.
@@ -97,8 +99,35 @@ def parse(payload):
             ("id", _id(get("id"))),
             ("cmd", name in COMMANDS),
             ("ref", name not in _WITH_REF or _id(get("ref"))),
-            ("due_in_s", name != "session_due" or type(due) is int and 0 <= due <= _MAX_DUE_S),
+            ("due_in_s", name not in _WITH_DUE or type(due) is int and 0 <= due <= _MAX_DUE_S),
             ("config", name != "config" or type(get("config")) is dict)):
         if not ok:
             return None, "bad " + field
     return body, None
+
+
+def run(app, payload):
+    """Carry out a command on the running wearable (an app.App), or refuse
+    it with a log line. Returns the changes of a `config` command, which the
+    app applies once this module is forgotten (config.py is loaded then)."""
+    cmd, problem = parse(payload)
+    if cmd is None:
+        print("cmd: refused (%s): %r" % (problem, bytes(payload[:60])))
+        return None
+    from time import ticks_ms
+    name = cmd["cmd"]
+    ref = cmd.get("ref")
+    print("cmd: %s %s" % (name, ref or ""))
+    if name == "delivered" and app.box.delivered(ref):
+        # Stored at the gateway: only now may the alarm leave the flash.
+        print("outbox: alarm %s confirmed, removed" % ref)
+    if name in _WITH_REF:
+        app.carry_out(app.states.command(name, ref))
+    elif name == "ping":
+        app.send_heartbeat()
+        app.player.play(name)
+    elif name in _WITH_DUE:
+        app.carry_out(app.session.command(name, cmd["due_in_s"], ticks_ms()))
+    elif name == "config":
+        return cmd["config"]
+    return None

@@ -1,9 +1,11 @@
 # The device's JSON config (/config.json on flash): defaults, validation at
-# boot with messages a person can act on. Pure logic: CPython runs it too.
+# boot with messages a person can act on, and the boot counter. Pure logic:
+# CPython runs it too. Loaded at boot and for a `config` command only.
 import json
 import os
 
 PATH = "config.json"
+BOOT_PATH = "boot.txt"
 
 # name: (default, kind[, min, max]). A default of None means "required".
 # docs/firmware.md explains every setting.
@@ -31,7 +33,8 @@ SPEC = {
     "delivered_timeout_s": (30, _INT, 1, 3600),
     "sensor": ("lis3dh", ("lis3dh", "mpu6050")),
     "prealarm_s": (20, _INT, 1, 600),
-    "hold_ms": (2000, _INT, 500, 10000),
+    # At least 1 s: a long press (0.6 s, gestures.py) must stay clear of the hold.
+    "hold_ms": (2000, _INT, 1000, 10000),
     "panic_presses": (3, _INT, 3, 10),
     "press_window_ms": (2000, _INT, 500, 5000),
     "silent": (False, _BOOL),
@@ -44,10 +47,12 @@ SPEC = {
     "ntp_host": ("pool.ntp.org", _STR),
     "wdt_ms": (10000, _INT, 2000, 60000),
     "location": ({}, _DICT),
+    # A session started on the wearable lasts this long (the protocol's bounds).
+    "session_s": (7200, _INT, 60, 7 * 24 * 3600),
     "mandown": ({}, _DICT),
 }
 # What a `config` command may change over the air; the rest needs a re-flash.
-REMOTE = ("prealarm_s", "silent", "heartbeat_s", "low_battery_pct", "mandown", "location")
+REMOTE = ("prealarm_s", "silent", "heartbeat_s", "low_battery_pct", "mandown", "location", "session_s")
 
 
 class ConfigError(Exception):
@@ -140,8 +145,50 @@ def merge_remote(cfg, changes):
     return validate(raw)
 
 
+def update(app, changes):
+    """The `config` command on the running wearable (an app.App): checked,
+    saved, then applied, or rejected with a log line. It lives here, not in
+    app.py, so that its code is on the heap only while this module is
+    loaded for it."""
+    import mandown
+    try:
+        new = merge_remote(app.cfg, changes)
+        detector = mandown.Detector(new["mandown"])
+        save(new)
+    except (ConfigError, ValueError) as e:
+        print("cmd: config rejected: %s" % e)
+        return
+    app.cfg = new
+    app.link.cfg = new
+    app.states.prealarm_s = new["prealarm_s"]
+    app.player.silent = new["silent"]
+    # Keep the learned upright: relearning it would need a walk first,
+    # and until then a wearer bent over a bench could read as tilted.
+    if app.detector.upright is not None:
+        detector.assume_upright(*app.detector.upright)
+    app.detector = detector
+    print("cmd: config applied %s" % json.dumps(changes))
+
+
 def save(cfg, path=PATH):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(json.dumps(cfg))
     os.rename(tmp, path)
+
+
+def next_boot():
+    """Increment the persisted boot counter (atomic rename: a power cut
+    leaves the old or the new value, never a torn one). Here because it runs
+    once, at boot, while this module is loaded."""
+    boot = 0
+    try:
+        with open(BOOT_PATH) as f:
+            boot = int(f.read())
+    except (OSError, ValueError):
+        pass
+    boot += 1
+    with open(BOOT_PATH + ".tmp", "w") as f:
+        f.write(str(boot))
+    os.rename(BOOT_PATH + ".tmp", BOOT_PATH)
+    return boot

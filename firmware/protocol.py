@@ -11,7 +11,7 @@ QOS = {"alarm": 1, "event": 1, "heartbeat": 0, "status": 1, "cmd": 1}
 RETAIN = {"status": True}
 
 MAN_DOWN_CAUSES = ("fall", "no_motion", "tilt")
-LOCATION_EVENTS = ("check_in", "session_start", "session_end")
+LOCATION_EVENTS = ("check_in", "session_start", "session_end", "session_extend")
 # Before this (2020-01-01) the clock has not been set by NTP.
 SYNCED_AFTER = 1577836800
 

@@ -48,6 +48,18 @@ def test_every_problem_is_reported_at_once(scratch):
         assert expected in text, text
 
 
+def test_a_session_from_the_wearable_lasts_two_hours_unless_configured_within_the_protocols_bounds(scratch):
+    assert config.validate(dict(MINIMAL))["session_s"] == 7200
+    assert config.validate(dict(MINIMAL, session_s=3600))["session_s"] == 3600
+    for bad in (59, 7 * 24 * 3600 + 1):
+        assert "'session_s' must be between 60 and 604800" in problems_of(dict(MINIMAL, session_s=bad))
+    assert config.merge_remote(config.validate(dict(MINIMAL)), {"session_s": 1800})["session_s"] == 1800
+
+
+def test_the_hold_for_panic_leaves_room_for_a_long_press(scratch):
+    assert "'hold_ms' must be between 1000 and 10000" in problems_of(dict(MINIMAL, hold_ms=600))
+
+
 def test_names_must_be_valid_topic_levels(scratch):
     assert "'device' must be 1-32" in problems_of(dict(MINIMAL, device="Dev 1"))
     assert "'site' must be 1-32" in problems_of(dict(MINIMAL, site="-hq"))
