@@ -69,8 +69,11 @@ def measure_vboard_heap(vboard_lib: Path, sensor="lis3dh") -> int:
         "import vboard_core, machine, network\n"
         "i2c = machine.I2C(0)\nw = network.WLAN(0)\n"
         "gc.collect()\nprint(gc.mem_alloc() - b)\n")
+    # With its control socket open, as in a run: the socket and its poll
+    # object are the board's too.
     out = subprocess.run([str(MICROPYTHON), "-c", script], capture_output=True, text=True,
-                         env={"MICROPYPATH": "%s:.frozen" % vboard_lib, "LW_VBOARD_SENSOR": sensor},
+                         env={"MICROPYPATH": "%s:.frozen" % vboard_lib, "LW_VBOARD_SENSOR": sensor,
+                              "LW_VBOARD_PORT": str(_free_port(socket.SOCK_DGRAM))},
                          check=True)
     return int(out.stdout.split()[-1])
 
