@@ -127,7 +127,13 @@ class App:
 
     def on_gesture(self, g):
         if g == gestures.PRESS:
-            self.carry_out(self.states.press())
+            actions = self.states.press()
+            if actions:
+                # Cancelled: the wearer says they are fine, not that they are
+                # up again. Watch afresh from now, so that staying down or
+                # falling again raises a new pre-alarm.
+                self.detector.reset()
+            self.carry_out(actions)
         elif g == gestures.PANIC:
             self.carry_out(self.states.panic())
         elif g == gestures.DOUBLE and self.states.state == alarmstate.IDLE:

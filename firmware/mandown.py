@@ -348,6 +348,16 @@ class Detector:
         if self._tilted(rx, ry, rz, self._cos_lying):
             return False  # already lying before the impact: rolling over in bed
         turn = _cosine(mx, my, mz, rx, ry, rz)
+        if self.upright_known:
+            # The turn through the fall counts from the posture of the last
+            # few seconds farthest from the present one: a fall from a
+            # reclined seat starts there, not from the most upright block,
+            # which may be the trunk passing upright on its way down.
+            h = self._history
+            for i in range(0, len(h), 3):
+                c = _cosine(mx, my, mz, h[i], h[i + 1], h[i + 2])
+                if c < turn:
+                    turn = c
         if self._impact_peak2 >= self._hard2 and turn < self._cos_hard_change and (
                 not self.upright_known or self._tilted(mx, my, mz, self._cos_hard_change)):
             # Thrown down hard, maybe ending up sitting on the floor, leaning

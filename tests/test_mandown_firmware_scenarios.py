@@ -51,3 +51,33 @@ def test_everyday_movement_raises_no_pre_alarm_before_the_fall_that_follows(
         "pre-alarm %.1f s into a %.1f s %s: raised by the movement, not the fall"
         % (heard_after_s, movement_s, scenario))
     assert desk.wait_for("alarm", type="man_down", timeout=10).body["cause"] == "fall"
+
+
+def test_a_fall_off_a_reclined_seat_raises_a_pre_alarm(mosquitto, desk_for, device_for):
+    # The trunk passes near upright on the way down; the turn counts from the seat.
+    samples = traces.fall_from_reclined_seat(0, after_s=5)[(WALK_S - KEEP_WALK_S) * RATE:]
+    desk = desk_for(mosquitto)
+    dev = device_for(mosquitto, prealarm_s=2)
+    desk.wait_for("status", state="online")
+
+    dev.play(samples)
+    assert desk.wait_for("event", type="pre_alarm_started", timeout=40).body["cause"] == "fall"
+    assert desk.wait_for("alarm", type="man_down", timeout=10).body["cause"] == "fall"
+
+
+def test_a_wearer_who_cancels_but_stays_down_gets_a_new_pre_alarm(mosquitto, desk_for, device_for):
+    # Cancelling says "I'm OK", not "I'm up": the detector watches afresh
+    # from the press, so lying on for tilt_s raises the question again.
+    samples = traces.fall_then_motionless(0, after_s=40)[(WALK_S - KEEP_WALK_S) * RATE:]
+    desk = desk_for(mosquitto)
+    dev = device_for(mosquitto, prealarm_s=20,
+                     mandown={"tilt_s": 12, "not_worn_s": 10, "no_motion_s": 600})
+    desk.wait_for("status", state="online")
+
+    dev.play(samples)
+    assert desk.wait_for("event", type="pre_alarm_started", timeout=20).body["cause"] == "fall"
+    dev.press()
+    desk.wait_for("event", type="pre_alarm_cancelled", timeout=5)
+    again = desk.wait_for("event", type="pre_alarm_started", count=2, timeout=25)
+    assert again.body["cause"] == "tilt"
+    assert not desk.of("alarm")
