@@ -348,11 +348,13 @@ class Detector:
         if self._tilted(rx, ry, rz, self._cos_lying):
             return False  # already lying before the impact: rolling over in bed
         turn = _cosine(mx, my, mz, rx, ry, rz)
-        if self.upright_known:
-            # The turn through the fall counts from the posture of the last
-            # few seconds farthest from the present one: a fall from a
-            # reclined seat starts there, not from the most upright block,
-            # which may be the trunk passing upright on its way down.
+        if self.upright_known and self._impact_peak2 >= self._firm2:
+            # After a firm impact the turn through the fall counts from the
+            # posture of the last few seconds farthest from the present one:
+            # a fall from a reclined seat starts there, not from the most
+            # upright block, which may be the trunk passing upright on its
+            # way down. A soft impact is weaker evidence: only the turn from
+            # the posture before counts.
             h = self._history
             for i in range(0, len(h), 3):
                 c = _cosine(mx, my, mz, h[i], h[i + 1], h[i + 2])

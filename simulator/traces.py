@@ -490,6 +490,17 @@ def _sit_at_desk(b, hard=False):
     b.turn_to(0, 0, 1.2, jolt_mg=300)                                     # stands up
 
 
+def _armchair(b):
+    """A break in an armchair: dropping into it and leaning far back."""
+    rng = b.rng
+    b.turn_to(-rng.uniform(10, 20), rng.uniform(-5, 5), 0.6)
+    b.impact(rng.uniform(1500, 3000))
+    b.turn_to(-rng.uniform(25, 50), rng.uniform(-8, 8), 1.5)
+    b.rest(rng.uniform(60, 600), fidget_every_s=30, fidget_deg=8)
+    b.turn_to(10, 0, 1.2, jolt_mg=300)                                    # pushes up
+    b.turn_to(0, 0, 0.8)
+
+
 def _bench_work(b):
     """Standing at a bench, bent over it a little, shifting now and then."""
     rng = b.rng
@@ -507,10 +518,13 @@ def _kneel(b):
 
 
 def _bend(b):
-    """Bending from the hips to pick something up from the floor."""
+    """Stopping and bending from the hips to pick something up or reach
+    under a bench; as deep as SisFall's bends (D16: 23-106 degrees at the
+    waist, 10th-90th percentile)."""
     rng = b.rng
-    b.turn_to(rng.uniform(95, 110), rng.uniform(-10, 10), 1.5)
-    b.rest(rng.uniform(2, 5), breath_deg=0.5)
+    b.rest(rng.uniform(0, 1.5))
+    b.turn_to(rng.uniform(40, 110), rng.uniform(-10, 10), rng.uniform(1.0, 2.0))
+    b.rest(rng.uniform(1, 5), breath_deg=0.5)
     b.turn_to(0, 0, 1.5)
 
 
@@ -528,6 +542,7 @@ SHIFT_ACTIVITIES = (
     ("stairs", 5, _stairs),
     ("desk", 8, _sit_at_desk),
     ("drop into a chair", 4, lambda b: _sit_at_desk(b, hard=True)),
+    ("armchair", 2, _armchair),
     ("bench work", 10, _bench_work),
     ("kneel", 3, _kneel),
     ("bend", 8, _bend),
@@ -550,7 +565,7 @@ def shift(seed=0, hours=8.0, orientation=None):
     overrides the mounting. Starts with a walk, as a shift does."""
     rng = random.Random(seed)
     b = _Body(rng.random(), mounting(seed) if orientation is None else orientation)
-    b.heel_mg = rng.choice((0.0, 0.0, rng.uniform(1800, 2600)))
+    b.heel_mg = rng.uniform(0, 2600)  # many wearers' steps read as impacts at the waist
     names = [a[0] for a in SHIFT_ACTIVITIES]
     weights = [a[1] for a in SHIFT_ACTIVITIES]
     doings = dict((a[0], a[2]) for a in SHIFT_ACTIVITIES)
