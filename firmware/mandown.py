@@ -19,10 +19,11 @@ NAMES = ("none", "fall", "no_motion", "tilt", "cleared", "not_worn", "worn")
 RATE_HZ = 50
 BLOCK = 25  # samples per analysis block (0.5 s)
 BLOCKS_PER_S = RATE_HZ // BLOCK
-# A fall ends in the impact: this many blocks (1 s) after it the trunk is
-# down. A footstep is an impact too, and someone who sits down or bends
-# after walking, or tries to get up and drops back, turns later.
-LAND_BLOCKS = 2
+# A fall ends in the impact: in the block after the impact's own (0.5-1 s
+# after it) the trunk is down. A footstep is an impact too, and someone who
+# sits down or bends after walking, even at the last step, or tries to get
+# up and drops back, turns later.
+LAND_BLOCKS = 1
 HISTORY = 10  # blocks of posture kept to find where a fall started (5 s)
 # While walking, the posture over walk_s stays within this (about 17 degrees;
 # gait moves the 0.5 s means ~90 mg, a slow slide to the floor far more).
@@ -316,7 +317,7 @@ class Detector:
             self._since_impact += 1
             if self._since_impact == LAND_BLOCKS and _cosine(
                     mx, my, mz, self._ref_x, self._ref_y, self._ref_z) > self._cos_landing:
-                # A second after the impact the trunk has not gone down
+                # Just after the impact the trunk has not gone down
                 # from where it was: not a landing. Forget it, its strength
                 # and where it started.
                 self._since_impact = -1

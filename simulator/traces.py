@@ -32,6 +32,7 @@ EXPECTED = {
     "collapse_into_chair": "nothing",
     "lie_down_and_turn": "nothing",
     "fall_from_reclined_seat": "fall within seconds of the impact",
+    "bend_at_the_last_step": "nothing",
 }
 
 
@@ -328,6 +329,20 @@ def bend_after_walk(seed=0, orientation=(0, 0, 0), after_s=10):
     return b.samples
 
 
+def bend_at_the_last_step(seed=0, orientation=(0, 0, 0), after_s=10):
+    """Walking with hard heel strikes and bending deep from the hips at the
+    last step, without stopping first, to pick something up from the floor;
+    holding it a few seconds, walking on."""
+    b = _Body(seed, orientation)
+    rng = b.rng
+    b.walk(60, heel_mg=rng.uniform(2400, 3000))
+    b.turn_to(rng.uniform(95, 110), rng.uniform(-10, 10), rng.uniform(1.0, 1.3))
+    b.rest(rng.uniform(2, 4), breath_deg=0.5)
+    b.turn_to(0, 0, 1.5)
+    b.walk(after_s)
+    return b.samples
+
+
 def collapse_into_chair(seed=0, orientation=(0, 0, 0), after_s=20):
     """Walking to a chair, sitting bent forward over the knees for a while,
     trying to get up with a hard push of the feet, and dropping back into
@@ -392,6 +407,7 @@ SCENARIOS = {
     "collapse_into_chair": collapse_into_chair,
     "lie_down_and_turn": lie_down_and_turn,
     "fall_from_reclined_seat": fall_from_reclined_seat,
+    "bend_at_the_last_step": bend_at_the_last_step,
 }
 
 

@@ -7,7 +7,8 @@ pre-alarm the desk hears of.
 The movements (simulator/traces.py) are the classes the continuous-wear
 benchmark found (docs/mandown.md): an impact that was not the landing
 (a footstep before bending or lying down and turning in bed), and a hard
-drop back into a chair from a forward lean."""
+drop back into a chair from a forward lean; and the one the synthetic
+shifts found, bending deep at the last step of a walk."""
 
 import time
 
@@ -30,6 +31,7 @@ def then_a_fall(samples, seed=1):
 
 @pytest.mark.parametrize("scenario, kwargs", [
     ("bend_after_walk", {"after_s": 3}),          # a footstep, then bending to the floor
+    ("bend_at_the_last_step", {"after_s": 3}),    # bending to the floor at the last step
     ("lie_down_and_turn", {"after_s": 8}),        # a footstep, then lying down and turning in bed
     ("collapse_into_chair", {"after_s": 8}),      # a hard drop back into the seat
 ])

@@ -114,7 +114,8 @@ def test_jump_and_stumble_raise_nothing(scenario, seed):
     assert events(traces.SCENARIOS[scenario](seed)) == []
 
 
-@pytest.mark.parametrize("scenario", ["bend_after_walk", "lie_down_and_turn", "collapse_into_chair"])
+@pytest.mark.parametrize("scenario", ["bend_after_walk", "bend_at_the_last_step",
+                                      "lie_down_and_turn", "collapse_into_chair"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_everyday_movements_after_a_walk_raise_nothing(scenario, seed):
     # A footstep is an impact, but nobody lands with it: bending or lying
