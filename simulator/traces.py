@@ -336,7 +336,7 @@ def bend_at_the_last_step(seed=0, orientation=(0, 0, 0), after_s=10):
     b = _Body(seed, orientation)
     rng = b.rng
     b.walk(60, heel_mg=rng.uniform(2400, 3000))
-    b.turn_to(rng.uniform(95, 110), rng.uniform(-10, 10), rng.uniform(1.0, 1.3))
+    b.turn_to(rng.uniform(95, 110), rng.uniform(-10, 10), rng.uniform(1.3, 1.6))
     b.rest(rng.uniform(2, 4), breath_deg=0.5)
     b.turn_to(0, 0, 1.5)
     b.walk(after_s)
