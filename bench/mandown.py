@@ -12,6 +12,9 @@ Counting rules (docs/mandown.md says the same):
 - Cross-validation: leave one subject out. For each subject, the parameter grid
   point that best meets both targets (sensitivity 98 %, specificity 99.5 %) on
   all the other subjects is the one tested on it.
+- --continuous chains each subject's recordings into worn shifts; --shift-hours
+  runs generated days of simulated wearers (simulator/traces.shift). Both count
+  false pre-alarms per 40 h and falls caught after the shift.
 """
 import bisect
 import copy
