@@ -19,7 +19,7 @@ NAMES = ("none", "fall", "no_motion", "tilt", "cleared", "not_worn", "worn")
 RATE_HZ = 50
 BLOCK = 25  # samples per analysis block (0.5 s)
 BLOCKS_PER_S = RATE_HZ // BLOCK
-# A fall ends in the impact: in the block after the impact's own (0.5-1 s
+# A fall ends in the impact: in the block after the impact's own (ending 0.5-1 s
 # after it) the trunk is down. A footstep is an impact too, and someone who
 # sits down or bends after walking, even at the last step, or tries to get
 # up and drops back, turns later.
