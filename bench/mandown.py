@@ -12,6 +12,9 @@ Counting rules (docs/mandown.md says the same):
 - Cross-validation: leave one subject out. For each subject, the parameter grid
   point that best meets both targets (sensitivity 98 %, specificity 99.5 %) on
   all the other subjects is the one tested on it.
+- --continuous chains each subject's recordings into worn shifts; --shift-hours
+  runs generated days of simulated wearers (simulator/traces.shift). Both count
+  false pre-alarms per 40 h and falls caught after the shift.
 """
 import bisect
 import copy
@@ -28,7 +31,7 @@ import tempfile
 import time
 from multiprocessing import Pool
 
-from simulator import sisfall
+from simulator import sisfall, traces
 from simulator.paths import FIRMWARE, MICROPYTHON
 
 
@@ -94,6 +97,11 @@ def add_arguments(parser):
                              " through one detector (docs/mandown.md, continuous wear)")
     parser.add_argument("--orders", default="1,2,3",
                         help="seeds of the activity orders chained with --continuous (default: 1,2,3)")
+    parser.add_argument("--shift-hours", type=float, default=0,
+                        help="also run the detector over this many hours of generated daily"
+                             " activity per simulated wearer (docs/mandown.md, synthetic shifts)")
+    parser.add_argument("--wearers", type=int, default=4,
+                        help="simulated wearers for --shift-hours (default: 4)")
 
 
 def _run(detector, samples):
@@ -242,8 +250,8 @@ def _per_activity(rows, pick):
 #   (a D07 up to the middle of the time seated) and lying down from sitting
 #   (a D12 up to the middle of the time lying); an activity that ends sitting
 #   or lying is left the same way (the rest of a D07 or D12) before the walk;
-# - the detector is reset only after it raised a pre-alarm, as the wearer's
-#   cancelling press would;
+# - after a pre-alarm the detector is reset when the wearer would press to
+#   cancel (the first 0.5 s in which they move), as firmware/app.py does;
 # - then each of the subject's falls runs on a copy of the state at the end of
 #   the chain, reached by the same rules (walk, then sit down if the fall
 #   starts seated).
@@ -364,9 +372,12 @@ class _Stream:
         return self.labels[k], (index - self.starts[k]) / sisfall.RATE_HZ
 
 
-def _moved(samples, start, seconds, still_mg):
-    """Whether any 0.5 s block in `seconds` from `start` moves as much as
-    still_mg (rms against the previous block's mean, as the detector measures)."""
+def _press_at(samples, start, seconds, still_mg):
+    """When a wearer who got a pre-alarm at `start` cancels it: at the end of
+    the first 0.5 s block within `seconds` in which they move as much as
+    still_mg (rms against the previous block's mean, as the detector
+    measures); None if they stay still throughout (the pre-alarm becomes an
+    alarm)."""
     block = mandown.BLOCK
     end = min(len(samples), start + int(seconds * sisfall.RATE_HZ))
     prev = _mean(samples[max(0, start - block):start]) if start else None
@@ -376,21 +387,30 @@ def _moved(samples, start, seconds, still_mg):
         if prev is not None:
             ss = sum((x - prev[0]) ** 2 + (y - prev[1]) ** 2 + (z - prev[2]) ** 2 for x, y, z in chunk)
             if ss >= limit:
-                return True
+                return i + block
         prev = _mean(chunk)
-    return False
+    return None
 
 
-def _play(detector, stream, still_mg):
-    """Feeds the whole stream; resets after each pre-alarm, as a cancelling
-    wearer would. Returns (sample index, event code) of every pre-alarm."""
+def _play(detector, samples, still_mg):
+    """Feeds the whole stream as the firmware does: a pre-alarm counts down
+    PREALARM_S, during which the detector's further events change nothing;
+    the wearer's cancelling press resets the detector (firmware/app.py). A
+    pre-alarm nobody cancels becomes an alarm, and the detector re-arms by
+    itself once the wearer is up and moving. Returns (sample index, event
+    code, press index or None) of every pre-alarm."""
     feed = detector.feed
     fired = []
-    for i, (x, y, z) in enumerate(stream.samples):
+    press = counting_until = -1
+    for i, (x, y, z) in enumerate(samples):
         event = feed(x, y, z)
-        if event in ALARMS:
-            fired.append((i, event))
+        if i == press:
             detector.reset()
+        if event in ALARMS and i >= counting_until:
+            press = _press_at(samples, i + 1, PREALARM_S, still_mg)
+            fired.append((i, event, press))
+            counting_until = press if press is not None else i + PREALARM_S * sisfall.RATE_HZ
+            press = -1 if press is None else press
     return fired
 
 
@@ -413,11 +433,10 @@ def _continuous_job(job):
             posture = stream.activity(posture, rec)
         detector = mandown.Detector(config)
         alarms = []
-        for at, code in _play(detector, stream, still_mg):
+        for at, code, press in _play(detector, stream.samples, still_mg):
             label, into = stream.segment_of(at)
             alarms.append({"event": mandown.NAMES[code], "segment": label, "into_s": round(into, 1),
-                           "at_s": round(at / sisfall.RATE_HZ, 1),
-                           "moved": _moved(stream.samples, at + 1, PREALARM_S, still_mg)})
+                           "at_s": round(at / sisfall.RATE_HZ, 1), "moved": press is not None})
         result = {"subject": subject, "seed": seed, "samples": len(stream.samples),
                   "alarms": alarms, "falls": []}
         for rec in falls:
@@ -425,12 +444,12 @@ def _continuous_job(job):
             prefix.activity(posture, rec)
             begin = prefix.starts[-1]
             peak = begin + _peak_index(prefix.samples[begin:])
-            fired = _play(copy.deepcopy(detector), prefix, still_mg)
-            after = [at for at, _ in fired if at >= peak]
+            fired = _play(copy.deepcopy(detector), prefix.samples, still_mg)
+            after = [at for at, _, _ in fired if at >= peak]
             result["falls"].append({
                 "file": rec.file, "activity": rec.activity, "detected": bool(after),
                 "latency_s": round((after[0] - peak) / sisfall.RATE_HZ, 2) if after else None,
-                "before_impact": sum(1 for at, _ in fired if at < peak)})
+                "before_impact": sum(1 for at, _, _ in fired if at < peak)})
         out.append(result)
     return out
 
@@ -498,6 +517,92 @@ def _print_continuous(c, out):
     out.write("  falls after the shift: %d/%d (%.2f%%), median latency %s s, %d pre-alarms before"
               " an impact\n" % (c["falls_detected"], c["falls"], 100 * (c["sensitivity"] or 0),
                                 c["median_latency_s"], c["prealarms_before_impact"]))
+
+
+# ---- synthetic shifts ----------------------------------------------------------
+#
+# simulator/traces.py generates a wearer's day (walking, stairs, desk, bench
+# work, kneeling, bending, dropping into a chair, jumps, stumbles, the device
+# put down for a break) at any length. One detector per wearer all shift,
+# played like the continuous chain; then falls on copies of its final state.
+
+SHIFT_CHUNK_S = 600       # the stream is played in pieces of about this length
+FALLS_AFTER_SHIFT = 20    # per wearer
+
+
+def _shift_job(job):
+    wearer, hours, config = job
+    still_mg = mandown.validate(config)["still_mg"]
+    detector = mandown.Detector(config)
+    alarms = []
+    done = 0
+    samples, names, starts = [], [], []
+
+    def play():
+        for at, code, press in _play(detector, samples, still_mg):
+            k = bisect.bisect_right(starts, at) - 1
+            alarms.append({"event": mandown.NAMES[code], "segment": names[k],
+                           "at_s": round((done + at) / sisfall.RATE_HZ, 1), "moved": press is not None})
+
+    for name, segment in traces.shift(wearer, hours):
+        starts.append(len(samples))
+        names.append(name)
+        samples.extend(segment)
+        if len(samples) >= SHIFT_CHUNK_S * sisfall.RATE_HZ:
+            play()
+            done += len(samples)
+            samples, names, starts = [], [], []
+    play()
+    done += len(samples)
+    falls = []
+    for k in range(FALLS_AFTER_SHIFT):
+        fall = traces.fall_after("%s/%d" % (wearer, k), traces.mounting(wearer))
+        peak = _peak_index(fall)
+        after = [at for at, _, _ in _play(copy.deepcopy(detector), fall, still_mg) if at >= peak]
+        falls.append((after[0] - peak) / sisfall.RATE_HZ if after else None)
+    return {"wearer": wearer, "samples": done, "alarms": alarms, "falls": falls}
+
+
+def _shift_summary(results):
+    hours = sum(r["samples"] for r in results) / sisfall.RATE_HZ / 3600.0
+    alarms = [a for r in results for a in r["alarms"]]
+    falls = [f for r in results for f in r["falls"]]
+    hits = [f for f in falls if f is not None]
+    by_activity, by_event = {}, {}
+    for a in alarms:
+        by_activity[a["segment"]] = by_activity.get(a["segment"], 0) + 1
+        by_event[a["event"]] = by_event.get(a["event"], 0) + 1
+    cancelled = sum(1 for a in alarms if a["moved"])
+    return {
+        "wearers": len(results),
+        "hours": round(hours, 2),
+        "false_prealarms": len(alarms),
+        "false_per_40h": round(len(alarms) * HOURS_PER_SHIFT / hours, 2) if hours else None,
+        "false_by_wearer": {str(r["wearer"]): len(r["alarms"]) for r in results},
+        "false_by_activity": dict(sorted(by_activity.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "false_by_event": dict(sorted(by_event.items())),
+        "cancelled": cancelled,
+        "would_become_alarms": len(alarms) - cancelled,
+        "falls": len(falls),
+        "falls_detected": len(hits),
+        "sensitivity": round(len(hits) / len(falls), 4) if falls else None,
+        "median_latency_s": round(statistics.median(hits), 2) if hits else None,
+        "false_prealarms_list": alarms,
+    }
+
+
+def _print_shift(c, out):
+    out.write("synthetic shifts: %d wearer(s), %.1f h of generated daily activity\n"
+              % (c["wearers"], c["hours"]))
+    out.write("  false pre-alarms %d = %.2f per 40 h (per wearer: %s); %d cancelled, %d would become"
+              " alarms\n" % (c["false_prealarms"], c["false_per_40h"] or 0,
+                              " ".join(str(n) for n in c["false_by_wearer"].values()),
+                              c["cancelled"], c["would_become_alarms"]))
+    if c["false_by_activity"]:
+        out.write("  by activity: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_activity"].items()))
+        out.write("  by event: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_event"].items()))
+    out.write("  falls after the shift: %d/%d (%.2f%%), median latency %s s\n"
+              % (c["falls_detected"], c["falls"], 100 * (c["sensitivity"] or 0), c["median_latency_s"]))
 
 
 MPY_SCRIPT = """
@@ -625,6 +730,10 @@ def run(args):
         print("bench mandown: --orders must be comma-separated integers, not %r" % args.orders,
               file=sys.stderr)
         return 2
+    if args.shift_hours < 0 or args.wearers < 1:
+        print("bench mandown: --shift-hours must not be negative and --wearers must be at least 1",
+              file=sys.stderr)
+        return 2
     grid = GRID[:1] if args.no_cv else GRID
     jobs = []
     chains = []
@@ -643,6 +752,10 @@ def run(args):
     except sisfall.DatasetError as e:
         print("bench mandown: %s" % e, file=sys.stderr)
         return 2
+    synthetic = None
+    if args.shift_hours:
+        synthetic = _shift_summary(_map(_shift_job, [(w, args.shift_hours, grid[0])
+                                                     for w in range(1, args.wearers + 1)], args.jobs))
 
     default = _score(rows, lambda r: r["outcomes"][0])
     per_activity = _per_activity(rows, lambda r: r["outcomes"][0])
@@ -680,6 +793,10 @@ def run(args):
         _print_continuous(continuous, out)
         out.write("continuous:   %.2f false pre-alarms per 40 h  falls after the shift %.2f%%\n"
                   % (continuous["false_per_40h"] or 0, 100 * (continuous["sensitivity"] or 0)))
+    if synthetic:
+        _print_shift(synthetic, out)
+        out.write("synthetic:    %.2f false pre-alarms per 40 h  falls after the shift %.2f%%\n"
+                  % (synthetic["false_per_40h"] or 0, 100 * (synthetic["sensitivity"] or 0)))
     out.write("took %.0f s\n" % (time.time() - started))
     summary = dict(default)
     summary.update({
@@ -692,6 +809,9 @@ def run(args):
         "continuous": continuous,
         "continuous_false_per_40h": continuous["false_per_40h"] if continuous else None,
         "continuous_sensitivity": continuous["sensitivity"] if continuous else None,
+        "synthetic": synthetic,
+        "synthetic_false_per_40h": synthetic["false_per_40h"] if synthetic else None,
+        "synthetic_sensitivity": synthetic["sensitivity"] if synthetic else None,
         "defaults": mandown.DEFAULTS,
         "data": os.path.abspath(args.data),
     })

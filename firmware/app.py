@@ -118,7 +118,13 @@ class App:
 
     def on_gesture(self, g):
         if g == gestures.PRESS:
-            self.carry_out(self.states.press())
+            actions = self.states.press()
+            if actions:
+                # Cancelled: the wearer says they are fine, not that they are
+                # up again. Watch afresh from now, so that staying down or
+                # falling again raises a new pre-alarm.
+                self.detector.reset()
+            self.carry_out(actions)
         elif g == gestures.PANIC:
             self.carry_out(self.states.panic())
         # A press may answer the session's prompt; the end of the presses may

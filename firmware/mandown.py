@@ -19,10 +19,11 @@ NAMES = ("none", "fall", "no_motion", "tilt", "cleared", "not_worn", "worn")
 RATE_HZ = 50
 BLOCK = 25  # samples per analysis block (0.5 s)
 BLOCKS_PER_S = RATE_HZ // BLOCK
-# A fall ends in the impact: this many blocks (1 s) after it the trunk is
-# down. A footstep is an impact too, and someone who sits down or bends
-# after walking, or tries to get up and drops back, turns later.
-LAND_BLOCKS = 2
+# A fall ends in the impact: in the block after the impact's own (ending 0.5-1 s
+# after it) the trunk is down. A footstep is an impact too, and someone who
+# sits down or bends after walking, even at the last step, or tries to get
+# up and drops back, turns later.
+LAND_BLOCKS = 1
 HISTORY = 10  # blocks of posture kept to find where a fall started (5 s)
 # While walking, the posture over walk_s stays within this (about 17 degrees;
 # gait moves the 0.5 s means ~90 mg, a slow slide to the floor far more).
@@ -316,7 +317,7 @@ class Detector:
             self._since_impact += 1
             if self._since_impact == LAND_BLOCKS and _cosine(
                     mx, my, mz, self._ref_x, self._ref_y, self._ref_z) > self._cos_landing:
-                # A second after the impact the trunk has not gone down
+                # Just after the impact the trunk has not gone down
                 # from where it was: not a landing. Forget it, its strength
                 # and where it started.
                 self._since_impact = -1
@@ -348,6 +349,18 @@ class Detector:
         if self._tilted(rx, ry, rz, self._cos_lying):
             return False  # already lying before the impact: rolling over in bed
         turn = _cosine(mx, my, mz, rx, ry, rz)
+        if self.upright_known and self._impact_peak2 >= self._firm2:
+            # After a firm impact the turn through the fall counts from the
+            # posture of the last few seconds farthest from the present one:
+            # a fall from a reclined seat starts there, not from the most
+            # upright block, which may be the trunk passing upright on its
+            # way down. A soft impact is weaker evidence: only the turn from
+            # the posture before counts.
+            h = self._history
+            for i in range(0, len(h), 3):
+                c = _cosine(mx, my, mz, h[i], h[i + 1], h[i + 2])
+                if c < turn:
+                    turn = c
         if self._impact_peak2 >= self._hard2 and turn < self._cos_hard_change and (
                 not self.upright_known or self._tilted(mx, my, mz, self._cos_hard_change)):
             # Thrown down hard, maybe ending up sitting on the floor, leaning

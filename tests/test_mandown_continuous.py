@@ -114,3 +114,31 @@ def test_a_subject_without_the_recordings_to_chain_with_is_refused_by_name(tmp_p
     code, _, err = bench(["--data", str(tmp_path), "--no-cv", "--jobs", "1", "--continuous"], capsys)
     assert code == 2
     assert "subject SX01 has no D07 recording" in err
+
+
+def test_shift_hours_reports_generated_days_in_the_same_units(folder, capsys):
+    argv = ["--data", str(folder), "--no-cv", "--jobs", "1", "--shift-hours", "0.25",
+            "--wearers", "2"]
+    code, out, _ = bench(argv, capsys)
+    assert code == 0
+    assert any(line.startswith("synthetic shifts: 2 wearer(s), 0.5 h") for line in out)
+    summary = json.loads(out[-1])
+    s = summary["synthetic"]
+    assert s["hours"] == 0.5
+    assert summary["synthetic_false_per_40h"] == s["false_per_40h"] == round(
+        s["false_prealarms"] * 40 / s["hours"], 2)
+    assert s["falls"] == 2 * bench_mandown.FALLS_AFTER_SHIFT
+    assert summary["synthetic_sensitivity"] == s["sensitivity"] == 1.0
+
+
+def test_a_synthetic_shift_is_seeded_and_chains_without_a_jump_in_posture():
+    first = bench_mandown._shift_job((3, 0.1, {}))
+    assert first == bench_mandown._shift_job((3, 0.1, {}))
+    segments = list(traces.shift(3, 0.1))
+    assert sum(len(s) for _, s in segments) == int(0.1 * 3600 * traces.RATE_HZ)
+    assert segments[0][0] == "walk"
+    for (_, before), (_, after) in zip(segments, segments[1:]):
+        # Every activity ends walking on, so the next starts where it ended.
+        a, b = before[-25:], after[:25]
+        gap = [abs(sum(s[k] for s in a) - sum(s[k] for s in b)) / 25 for k in range(3)]
+        assert max(gap) < 400

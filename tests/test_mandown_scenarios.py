@@ -35,6 +35,15 @@ def test_fall_then_motionless_raises_fall_within_seconds(seed):
     assert 1.5 <= got[0][1] <= 6
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 4])
+@pytest.mark.parametrize("orientation", [(0, 0, 0), (30, 60, -20)])
+def test_fall_off_a_reclined_seat_counts_its_turn_from_the_seat(seed, orientation):
+    # Leaning forward to get up passes the trunk near upright; from there
+    # the fall turns it only ~50 degrees, from the seat ~65.
+    got = events(traces.fall_from_reclined_seat(seed, orientation))
+    assert [name for name, _ in got] == ["fall"]
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_soft_fall_is_reported_after_a_longer_stillness(seed):
     # A collapse with a soft landing (1.7-2 g, under firm_impact_g) needs
@@ -105,7 +114,8 @@ def test_jump_and_stumble_raise_nothing(scenario, seed):
     assert events(traces.SCENARIOS[scenario](seed)) == []
 
 
-@pytest.mark.parametrize("scenario", ["bend_after_walk", "lie_down_and_turn", "collapse_into_chair"])
+@pytest.mark.parametrize("scenario", ["bend_after_walk", "bend_at_the_last_step",
+                                      "lie_down_and_turn", "collapse_into_chair"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_everyday_movements_after_a_walk_raise_nothing(scenario, seed):
     # A footstep is an impact, but nobody lands with it: bending or lying
