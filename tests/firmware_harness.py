@@ -26,6 +26,7 @@ class Desk:
 
     def __init__(self, broker, auto_deliver=False, persistent=False):
         self.messages = []  # contract.protocol.Message, in arrival order
+        self.arrived = {}  # id(message) -> time.monotonic() it arrived
         self.invalid = []
         self.auto_deliver = auto_deliver
         self._cv = threading.Condition()
@@ -56,6 +57,7 @@ class Desk:
             return
         with self._cv:
             self.messages.append(m)
+            self.arrived[id(m)] = time.monotonic()
             self._cv.notify_all()
         if self.auto_deliver and m.kind == "alarm":
             self.command("delivered", ref=m.body["id"])
