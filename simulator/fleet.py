@@ -64,6 +64,15 @@ fw.alarmstate.print = lambda *a: log.debug(*a)
 fw.outbox.print = lambda *a: log.debug(*a)
 
 
+def _memory_dir() -> str | None:
+    """Where a fleet's temporary flash goes: a RAM file system if there is one
+    (Linux's /dev/shm), else the system's temporary directory (None). On a disk
+    shared with other work, removing a thousand devices' files at stop took
+    0.1 to 2.9 s, and a stop must fit in 5 s."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 def ticks_ms() -> int:
     return int(time.monotonic() * 1000)
 
@@ -474,7 +483,7 @@ class Fleet:
         self.site = site
         self.loop = NetLoop()
         self._own_flash = flash is None
-        self.flash = flash or tempfile.mkdtemp(prefix="lonewatch-fleet-")
+        self.flash = flash or tempfile.mkdtemp(prefix="lonewatch-fleet-", dir=_memory_dir())
         self.rng = random.Random(seed)
         self.running = False
         self.devices: list[FleetDevice] = []
@@ -582,4 +591,8 @@ class Fleet:
         while not stopped.is_set():
             await asyncio.sleep(0.02)
         if self._own_flash:
-            shutil.rmtree(self.flash, ignore_errors=True)
+            # Files are the disk's work, not the event loop's (the broker's, the gateway's).
+            remover = threading.Thread(target=shutil.rmtree, args=(self.flash, True), name="fleet flash removal")
+            remover.start()
+            while remover.is_alive():
+                await asyncio.sleep(0.02)
