@@ -5,7 +5,10 @@ pure logic in CPython (simulator.firmware_logic): its button gestures, its
 alarm state machine, its outbox on a file (an alarm leaves it only on the
 gateway's `delivered`, and is sent again without one), and its protocol
 encoding. What stands in for the rest: the detector's verdict is an input
-(`man_down("fall")`), the battery is a percentage, Wi-Fi is a flag.
+(`man_down("fall")`), the battery is a percentage, Wi-Fi is a flag. Given a
+LoneWork plan, the wearers also work alone now and then: a session started
+from the device, check-ins by double press, a check-out, and now and then
+one who forgets and runs overdue.
 
 All devices of a fleet share one network thread (simulator.netloop): a fleet
 of 1,000 is two threads, not 1,000, and stops in about a second.
@@ -24,6 +27,7 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
@@ -43,6 +47,44 @@ TICK_S = 1.0
 # Heartbeats drift by up to this share of the interval, as real clocks do,
 # so a fleet started together does not stay in step.
 HEARTBEAT_JITTER = 0.05
+
+# A wearer who cannot do the next step of their lone work (the device is off)
+# tries again this much later.
+LONE_WORK_RETRY_S = 5.0
+
+
+@dataclass(frozen=True)
+class LoneWork:
+    """How a fleet's wearers work alone; each pair is a (low, high) range in
+    seconds that a wearer's seeded randomness picks from. A wearer starts a
+    session from the device (session_start, its zone as the place) within
+    first_within_s of the device's first power-on and for duration_s, checks
+    in by double press every check_in_s, and checks out checks_out_before_end_s
+    before the end, then has a break_s before the next. One session in every
+    overdue_every of the fleet (the second, and so on) is a forgotten one: no
+    check-in, no check-out, until answers_overdue_after_s after the overdue
+    notice is felt, when the wearer answers with a check-in and checks out
+    leaves_after_answering_s after that check-in has gone."""
+
+    first_within_s: tuple[float, float]
+    duration_s: tuple[int, int]
+    check_in_s: tuple[float, float]
+    checks_out_before_end_s: tuple[float, float]
+    break_s: tuple[float, float]
+    overdue_every: int
+    answers_overdue_after_s: tuple[float, float]
+    leaves_after_answering_s: tuple[float, float]
+
+    def __post_init__(self):
+        check = contract.FIELDS["event"]["duration_s"][1]
+        for duration in self.duration_s:
+            if check(duration):
+                raise ValueError(f"lone work: a session_start's duration_s {check(duration)}, got {duration}")
+        if self.checks_out_before_end_s[1] >= self.duration_s[0]:
+            raise ValueError("lone work: checks_out_before_end_s must be shorter than the shortest session")
+        if self.overdue_every < 1:
+            raise ValueError("lone work: overdue_every must be 1 or more")
+
 
 # The device config keys a fleet device honours, with the firmware's defaults.
 DEFAULTS = {
@@ -114,6 +156,9 @@ class FleetDevice:
         self._button_down = False
         self._button_timer = None
         self._silent = None  # the socket of a link cut by cut_wifi
+        self.working_alone = False  # in a lone-work session of the fleet's LoneWork plan
+        self._sessions = 0  # lone-work sessions this wearer started
+        self._forgotten = None  # the number of the session the wearer forgot, until answered
 
     # ---- power --------------------------------------------------------------
 
@@ -134,6 +179,9 @@ class FleetDevice:
         self._every(self.rng.random() * self.cfg["heartbeat_s"], self._heartbeat_due)
         self._every(TICK_S, self._tick)
         self.fleet.want_connect(self)
+        if self.boots == 1 and self.fleet.lone_work is not None:
+            # The wearer's plan goes on whether the device is on or off.
+            self._later(self.fleet.lone_work.first_within_s, self._start_session)
 
     def power_off(self) -> None:
         """A power cut: no goodbye; the broker notices the closed connection
@@ -332,6 +380,9 @@ class FleetDevice:
             self.feel(fw.patterns.PING)
         elif name == "session_due":
             self.feel(fw.patterns.SESSION_DUE)
+            if cmd.get("due_in_s") == 0 and self._forgotten == self._sessions:
+                self._later(self.fleet.lone_work.answers_overdue_after_s,
+                            lambda n=self._sessions: self._answer_overdue(n))
 
     def feel(self, pattern: str) -> None:
         self.felt.append((time.time(), pattern))
@@ -412,6 +463,72 @@ class FleetDevice:
                                               duration_s=duration_s, wall_time=round(time.time(), 3),
                                               battery_pct=self.battery, location=self.location))
 
+    # ---- the wearer's lone work (the fleet's LoneWork plan) ----------------------
+
+    def _later(self, range_s: tuple[float, float], step) -> None:
+        self.loop.call_later(self.rng.uniform(*range_s), step)
+
+    def _start_session(self) -> None:
+        if not self.powered:
+            self.loop.call_later(LONE_WORK_RETRY_S, self._start_session)
+            return
+        plan = self.fleet.lone_work
+        duration = self.rng.randint(*plan.duration_s)
+        self.session("session_start", duration)
+        self.working_alone = True
+        self._sessions += 1
+        if self.fleet.forgets_next_session():
+            # The overdue notice felt on the device reminds them (_on_message).
+            # Without one (the desk ended the session first) they leave in the
+            # end anyway, later than an answer to the notice would have come.
+            self._forgotten = n = self._sessions
+            low, high = plan.answers_overdue_after_s
+            self._later((duration + 2 * low, duration + 2 * high), lambda: self._answer_overdue(n))
+            return
+        leaves_in = duration - self.rng.uniform(*plan.checks_out_before_end_s)
+        self._next_check_in(self.loop.now() + leaves_in)
+        self.loop.call_later(leaves_in, self._check_out)
+
+    def _next_check_in(self, leaves_at: float) -> None:
+        delay = self.rng.uniform(*self.fleet.lone_work.check_in_s)
+        if self.loop.now() + delay + self._check_in_gone_s() < leaves_at:
+            self.loop.call_later(delay, lambda: self._check_in(leaves_at))
+
+    def _check_in(self, leaves_at: float) -> None:
+        if self._can_double_press():
+            self.presses(2)
+        self._next_check_in(leaves_at)
+
+    def _can_double_press(self) -> bool:
+        # A double press is a check-in only while no alarm is going (the
+        # firmware's rule), and its first press would cancel a pre-alarm: a
+        # wearer with an alarm going does not check in.
+        return self.powered and self.states.state == fw.alarmstate.IDLE
+
+    def _answer_overdue(self, n: int) -> None:
+        """The forgetful wearer of session n, a while after the overdue notice: a check-in, then off home."""
+        if self._forgotten != n:
+            return  # answered already
+        self._forgotten = None
+        if self._can_double_press():
+            self.presses(2)
+        low, high = self.fleet.lone_work.leaves_after_answering_s
+        gone = self._check_in_gone_s()
+        self._later((gone + low, gone + high), self._check_out)
+
+    def _check_in_gone_s(self) -> float:
+        # The firmware sends a check-in when the double press's window has
+        # closed; a check-out after it must not overtake it.
+        return self.cfg["press_window_ms"] / 1000 + 1
+
+    def _check_out(self) -> None:
+        if not self.powered:
+            self.loop.call_later(LONE_WORK_RETRY_S, self._check_out)
+            return
+        self.session("session_end")
+        self.working_alone = False
+        self._later(self.fleet.lone_work.break_s, self._start_session)
+
     def drain_battery(self, to_pct: int = 10, over_s: float = 10.0) -> None:
         """The battery runs down to to_pct over over_s, a percent at a time."""
         steps = max(1, self.battery - to_pct)
@@ -458,7 +575,7 @@ class FleetDevice:
         return {"device": self.device, "worker": self.worker, "powered": self.powered, "wifi": self.wifi,
                 "online": self.online, "state": self.states.state if self.powered and self.states else "off",
                 "battery_pct": self.battery, "outbox": len(self.box) if self.box is not None else None,
-                "felt": [p for _, p in self.felt[-5:]]}
+                "working_alone": self.working_alone, "felt": [p for _, p in self.felt[-5:]]}
 
     def goodbye(self) -> None:
         """A clean switch-off: say offline (the desk must not think it is
@@ -478,13 +595,15 @@ class Fleet:
 
     def __init__(self, mqtt_url: str, size: int = 0, site: str = "demo", seed: int | None = None,
                  heartbeat_s: float = 30.0, incident_every_s: float | None = 240.0, flash: str | None = None,
-                 name_format: str = "sim-{:03d}", **config):
+                 name_format: str = "sim-{:03d}", lone_work: LoneWork | None = None, **config):
         self.broker = contract.parse_mqtt_url(mqtt_url)
         self.site = site
         self.loop = NetLoop()
         self._own_flash = flash is None
         self.flash = flash or tempfile.mkdtemp(prefix="lonewatch-fleet-", dir=_memory_dir())
         self.rng = random.Random(seed)
+        self.lone_work = lone_work
+        self._sessions_started = 0
         self.running = False
         self.devices: list[FleetDevice] = []
         self.by_name: dict[str, FleetDevice] = {}
@@ -530,6 +649,13 @@ class Fleet:
             log.debug("%s: no CONNACK in time", device.device)
             device._drop_connection()
             device._retry()
+
+    def forgets_next_session(self) -> bool:
+        """Whether the session a wearer starts now runs overdue: the fleet's
+        second, then every LoneWork.overdue_every-th, so a small demo shows one soon."""
+        n, every = self._sessions_started, self.lone_work.overdue_every
+        self._sessions_started += 1
+        return n % every == 1 % every
 
     # ---- running ----------------------------------------------------------------
 
