@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import json
 import logging
 import os
@@ -48,6 +49,8 @@ TICK_S = 1.0
 # so a fleet started together does not stay in step.
 HEARTBEAT_JITTER = 0.05
 
+# The fleet's thread does an action at once unless it has stopped.
+ACT_WITHIN_S = 2.0
 # A wearer who cannot do the next step of their lone work (the device is off)
 # tries again this much later.
 LONE_WORK_RETRY_S = 5.0
@@ -663,9 +666,10 @@ class Fleet:
         """Run device.method(*args) on the fleet's thread."""
         self.loop.call_soon_threadsafe(lambda: getattr(device, method)(*args))
 
-    def act(self, name: str, action: str, params: dict) -> None:
+    def act(self, name: str, action: str, params: dict) -> concurrent.futures.Future:
         """A scenario or control action (simulator.scenario.DEVICE_ACTIONS) on
-        device `name`, from any thread."""
+        device `name`, from any thread; the future is done once the device has
+        done it (a held button: once it is pressed, not released)."""
         device = self.by_name[name]
         calls = {
             "press": lambda: device.press(params.get("ms", 150)),
@@ -687,7 +691,30 @@ class Fleet:
         }
         if action not in calls:
             raise ValueError(f"unknown action {action!r}; known: {', '.join(calls)}")
-        self.loop.call_soon_threadsafe(calls[action])
+        done: concurrent.futures.Future = concurrent.futures.Future()
+
+        def carry_out():
+            try:
+                done.set_result(calls[action]())
+            except Exception as exc:
+                done.set_exception(exc)
+        self.loop.call_soon_threadsafe(carry_out)
+        return done
+
+    async def device_action(self, name: str, action: str, params: dict) -> None:
+        """act(), awaited: what a control request or a scenario step asks for
+        is done when this returns, so a listing that follows shows it."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.act(name, action, params)), ACT_WITHIN_S)
+        except TimeoutError:
+            raise RuntimeError(f"{action} {name}: the fleet did not do it within {ACT_WITHIN_S:g} s "
+                               "(it is stopping)") from None
+
+    def device_names(self) -> list[str]:
+        return list(self.by_name)
+
+    def describe(self) -> list[dict]:
+        return [d.describe() for d in self.devices]
 
     def connected(self) -> int:
         return sum(1 for d in self.devices if d.online)

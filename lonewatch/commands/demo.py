@@ -1,7 +1,7 @@
 """Start an embedded MQTT broker (amqtt on 127.0.0.1), the gateway, the
 security-desk dashboard and N simulated devices, whose wearers now and then
-raise an alarm or work alone (one of them forgets to check out now and then).
-Ctrl-C stops everything."""
+raise an alarm or work alone (one of them forgets to check out now and then),
+and whom the desk's simulator page drives by hand. Ctrl-C stops everything."""
 
 from __future__ import annotations
 
@@ -81,7 +81,8 @@ def run(args) -> int:
             f"  broker:     {mqtt_url}{' (embedded amqtt)' if broker else ''}\n"
             f"  database:   {config.db}\n"
             f"  devices:    {args.devices} simulated on site {args.site!r}, each worn by a made-up worker\n"
-            + (f"  lone work:  {url}sessions  (workers start sessions; now and then one runs overdue)\n"
+            + (f"  simulator:  {url}simulator  (make a worker fall, hold panic, cut Wi-Fi ...)\n"
+               f"  lone work:  {url}sessions  (workers start sessions; now and then one runs overdue)\n"
                if fleet else "") +
             f"  alarms:     lonewatch alarms --db {config.db}\n"
             "Press Ctrl-C to stop.\n",
