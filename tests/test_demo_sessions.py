@@ -13,7 +13,7 @@ from gateway_harness import make_config, running_gateway, wait_for
 from simulator.fleet import Fleet, LoneWork
 
 QUICK = LoneWork(first_within_s=(0.1, 0.5), duration_s=(60, 60), check_in_s=(0.3, 0.6),
-                 checks_out_before_end_s=(56, 56), break_s=(600, 600), overdue_every=3,
+                 checks_out_before_end_s=(57.5, 57.5), break_s=(600, 600), overdue_every=3,
                  answers_overdue_after_s=(0.2, 0.4), leaves_after_answering_s=(0.2, 0.4))
 
 
