@@ -51,6 +51,8 @@ HEARTBEAT_JITTER = 0.05
 
 # The fleet's thread does an action at once unless it has stopped.
 ACT_WITHIN_S = 2.0
+# A fleet that stops lets its wearers working alone check out first, for at most this long.
+CHECK_OUT_WITHIN_S = 0.5
 # A wearer who cannot do the next step of their lone work (the device is off)
 # tries again this much later.
 LONE_WORK_RETRY_S = 5.0
@@ -352,6 +354,10 @@ class FleetDevice:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return  # the connection is going; on_disconnect retries
         self._inflight = (info.mid, key, kind)
+
+    def sending(self) -> bool:
+        """Whether a record of the outbox is on its way to the broker or waits to go."""
+        return self._inflight is not None or self.box.next_to_send(self.uptime_ms()) is not None
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if client is not self.client or self._inflight is None or self._inflight[0] != mid:
@@ -731,7 +737,27 @@ class Fleet:
             for device in self.devices:
                 device.powered = False
                 device.goodbye()
-        self.loop.stop(goodbye, grace_s)
+
+        def check_out():
+            # The simulation ends and its wearers go home: those working alone
+            # check out before they switch off, or the gateway would rightly
+            # take the switching off for contact lost during lone work.
+            leaving = [d for d in self.devices if d.working_alone and d.online]
+            for device in leaving:
+                device._check_out()
+            deadline = self.loop.now() + CHECK_OUT_WITHIN_S
+
+            def once_sent():
+                if self.loop.now() < deadline and any(d.online and d.sending() for d in leaving):
+                    self.loop.call_later(0.02, once_sent)
+                else:
+                    self.loop.stop(goodbye, grace_s)
+            once_sent()
+
+        if self.running:
+            self.loop.call_soon_threadsafe(check_out)
+        else:
+            self.loop.stop(goodbye, grace_s)
         return self.loop.stopped
 
     async def start(self) -> None:

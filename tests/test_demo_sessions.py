@@ -7,6 +7,7 @@ the forgetful one's end forward rather than the test waiting for it."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from gateway_harness import make_config, running_gateway, wait_for
@@ -55,3 +56,20 @@ async def test_wearers_check_in_and_out_and_the_forgetful_one_is_missed_by_name(
         assert gateway.store.list_rejects() == []
         # The overdue incident waits for the desk, whatever the wearer did after.
         assert gateway.incident(overdue[0]["id"])["state"] == "raised"
+
+
+async def test_when_the_demo_stops_its_wearers_check_out_instead_of_going_missing(tmp_path, mosquitto):
+    fleet = Fleet(mosquitto.url, 3, site="lab", seed=12, incident_every_s=None,
+                  lone_work=dataclasses.replace(QUICK, checks_out_before_end_s=(5, 5)))
+    config = make_config(tmp_path, mosquitto, devices={"registered": [d.device for d in fleet.devices]})
+    async with running_gateway(config) as gateway:
+        await fleet.start()
+        try:
+            await wait_for(lambda: len(gateway.sessions("active")) == 3, timeout=10, what="three at work")
+        finally:
+            await fleet.stop()
+        await wait_for(lambda: all(s["state"] == "ended" for s in gateway.sessions()), what="all checked out")
+        assert {s["ended_how"] for s in gateway.sessions()} == {"checked_out"}
+        await wait_for(lambda: all(d["state"] == "offline" for d in gateway.store.list_devices()),
+                       what="switched off")
+        assert [i["cause"] for i in gateway.incidents()] == ["offline"] * 3  # not lost during lone work
