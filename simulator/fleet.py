@@ -51,8 +51,6 @@ HEARTBEAT_JITTER = 0.05
 
 # The fleet's thread does an action at once unless it has stopped.
 ACT_WITHIN_S = 2.0
-# A fleet that stops lets its wearers working alone check out first, for at most this long.
-CHECK_OUT_WITHIN_S = 0.5
 # A wearer who cannot do the next step of their lone work (the device is off)
 # tries again this much later.
 LONE_WORK_RETRY_S = 5.0
@@ -732,6 +730,7 @@ class Fleet:
             self.loop.call_soon_threadsafe(device.power_on)
 
     def stop_now(self, grace_s: float = 0.8) -> threading.Event:
+        """Check-outs, goodbyes and what they wrote sent within about grace_s, then the thread ends."""
         def goodbye():
             self.running = False
             for device in self.devices:
@@ -742,16 +741,18 @@ class Fleet:
             # The simulation ends and its wearers go home: those working alone
             # check out before they switch off, or the gateway would rightly
             # take the switching off for contact lost during lone work.
+            # They get half the time; the goodbyes the rest.
+            started = self.loop.now()
             leaving = [d for d in self.devices if d.working_alone and d.online]
             for device in leaving:
                 device._check_out()
-            deadline = self.loop.now() + CHECK_OUT_WITHIN_S
 
             def once_sent():
-                if self.loop.now() < deadline and any(d.online and d.sending() for d in leaving):
+                spent = self.loop.now() - started
+                if spent < grace_s / 2 and any(d.online and d.sending() for d in leaving):
                     self.loop.call_later(0.02, once_sent)
                 else:
-                    self.loop.stop(goodbye, grace_s)
+                    self.loop.stop(goodbye, grace_s - spent)
             once_sent()
 
         if self.running:
