@@ -326,13 +326,15 @@ class FleetDevice:
         self.seq += 1
         return fw.protocol.record_id(self.device, self.boot, self.seq)
 
-    def queue(self, kind: str, body: dict) -> None:
-        # As the firmware app queues: flash first, the record's id and uptime beside its JSON.
+    def queue(self, kind: str, body: dict) -> int | None:
+        """As the firmware app queues: flash first, the record's id and uptime
+        beside its JSON. The record's outbox key (None if the outbox refused it)."""
         if kind == fw.outbox.HEARTBEAT:
-            self.box.add(kind, json.dumps(body))
+            key = self.box.add(kind, json.dumps(body))
         else:
-            self.box.add(kind, json.dumps(body), body["id"], body["uptime_ms"])
+            key = self.box.add(kind, json.dumps(body), body["id"], body["uptime_ms"])
         self.drain()
+        return key
 
     def drain(self) -> None:
         if not self.online or self._inflight is not None:
@@ -353,9 +355,10 @@ class FleetDevice:
             return  # the connection is going; on_disconnect retries
         self._inflight = (info.mid, key, kind)
 
-    def sending(self) -> bool:
-        """Whether a record of the outbox is on its way to the broker or waits to go."""
-        return self._inflight is not None or self.box.next_to_send(self.uptime_ms()) is not None
+    def waits_to_send(self, key: int) -> bool:
+        """Whether outbox record `key` waits behind an older one still on its way
+        (records go one at a time, oldest first)."""
+        return self._inflight is not None and self._inflight[1] < key
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if client is not self.client or self._inflight is None or self._inflight[0] != mid:
@@ -464,9 +467,9 @@ class FleetDevice:
         now = ticks_ms()
         self.carry_out(self.states.tick(now), now)
 
-    def session(self, etype: str, duration_s: int | None = None) -> None:
-        """Lone work from the device: session_start (for duration_s) or session_end."""
-        self.queue("event", fw.protocol.event(self.device, self.new_id(), etype, self.uptime_ms(),
+    def session(self, etype: str, duration_s: int | None = None) -> int | None:
+        """Lone work from the device: session_start (for duration_s) or session_end; its outbox key."""
+        return self.queue("event", fw.protocol.event(self.device, self.new_id(), etype, self.uptime_ms(),
                                               duration_s=duration_s, wall_time=round(time.time(), 3),
                                               battery_pct=self.battery, location=self.location))
 
@@ -528,13 +531,15 @@ class FleetDevice:
         # closed; a check-out after it must not overtake it.
         return self.cfg["press_window_ms"] / 1000 + 1
 
-    def _check_out(self) -> None:
+    def _check_out(self) -> int | None:
+        """The session_end's outbox key, or None while the device is off."""
         if not self.powered:
             self.loop.call_later(LONE_WORK_RETRY_S, self._check_out)
-            return
-        self.session("session_end")
+            return None
+        key = self.session("session_end")
         self.working_alone = False
         self._later(self.fleet.lone_work.break_s, self._start_session)
+        return key
 
     def drain_battery(self, to_pct: int = 10, over_s: float = 10.0) -> None:
         """The battery runs down to to_pct over over_s, a percent at a time."""
@@ -741,19 +746,20 @@ class Fleet:
             # The simulation ends and its wearers go home: those working alone
             # check out before they switch off, or the gateway would rightly
             # take the switching off for contact lost during lone work.
-            # They get half the time; the goodbyes the rest.
+            # A check-out needs only to be on its way before the goodbye, on
+            # the same connection; it may wait for the PUBACK of an older
+            # record, for at most half the time. The goodbyes get the rest.
             started = self.loop.now()
-            leaving = [d for d in self.devices if d.working_alone and d.online]
-            for device in leaving:
-                device._check_out()
+            leaving = {d: d._check_out() for d in self.devices if d.working_alone and d.online}
 
-            def once_sent():
+            def once_on_their_way():
                 spent = self.loop.now() - started
-                if spent < grace_s / 2 and any(d.online and d.sending() for d in leaving):
-                    self.loop.call_later(0.02, once_sent)
+                if spent < grace_s / 2 and any(d.online and key is not None and d.waits_to_send(key)
+                                               for d, key in leaving.items()):
+                    self.loop.call_later(0.02, once_on_their_way)
                 else:
                     self.loop.stop(goodbye, grace_s - spent)
-            once_sent()
+            once_on_their_way()
 
         if self.running:
             self.loop.call_soon_threadsafe(check_out)
