@@ -53,6 +53,9 @@ HASHER = web.AppKey("hasher", concurrent.futures.ThreadPoolExecutor)
 PENDING = web.AppKey("pending", list)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
 METRICS = web.AppKey("metrics", prometheus.CollectorRegistry)
+# Pages that whoever composes the desk adds to it and to its menu (the demo's
+# simulator page), each {"href", "label"}; the gateway adds none.
+NAV = web.AppKey("nav", list)
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -173,6 +176,10 @@ async def logout(request: web.Request):
 async def who(request: web.Request):
     session = request[SESSION]
     return json_answer({"name": session.name, "role": session.role})
+
+
+async def menu(request: web.Request):
+    return json_answer(request.app[NAV])
 
 
 async def words(request: web.Request):
@@ -460,6 +467,7 @@ def make_app(gateway: DeskGateway, operators: dict[str, str], *, sessions: Sessi
     app[PENDING] = []
     app[SOCKETS] = weakref.WeakSet()
     app[METRICS] = prometheus.registry_for(gateway)
+    app[NAV] = []
     app.cleanup_ctx.append(_password_thread)
     app.on_shutdown.append(_close_pages)
     app.add_routes([
@@ -469,6 +477,7 @@ def make_app(gateway: DeskGateway, operators: dict[str, str], *, sessions: Sessi
         *(web.get(path, page) for path in PAGES),
         web.get("/incident/{id}", incident_page),
         web.get("/api/me", who),
+        web.get("/api/nav", menu),
         web.get("/api/vocabulary", words),
         web.get("/api/incidents", incidents),
         web.get("/api/incidents.csv", incidents_csv),

@@ -63,6 +63,12 @@ async def list_sessions(request: web.Request):
         return error_answer(400, str(exc))
 
 
+async def settings(request: web.Request):
+    """What the page needs of the gateway's [sessions] config: how long before
+    its deadline a session is reminded, which the page shows amber."""
+    return json_answer({"reminder_before_s": _gateway(request).config.sessions.reminder_before_s})
+
+
 async def get_session(request: web.Request):
     found = _gateway(request).session(_session_id(request))
     if found is None:
@@ -147,6 +153,7 @@ ROUTES = [
     web.get("/sessions", page),
     web.get("/api/sessions", list_sessions),
     web.get("/api/sessions.csv", history_csv),
+    web.get("/api/sessions/settings", settings),  # before {id}, which would take it
     web.get("/api/sessions/{id}", get_session),
     web.post("/api/sessions", register),
     web.post("/api/sessions/{id}/extend", extend),

@@ -304,7 +304,7 @@ class SimWorld:
             return
         if name not in self.fleet.by_name:
             raise ValueError(f"no device {name!r}")
-        self.fleet.act(name, action, params)
+        await self.fleet.device_action(name, action, params)
 
     async def _man_down(self, name: str, action: str) -> None:
         """The wearer's body does what the action says; the detector decides
@@ -378,7 +378,7 @@ class SimWorld:
         return felt
 
     def describe(self) -> list[dict]:
-        return [d.describe() for d in self.fleet.devices] + [d.describe() for d in self.firmware.values()]
+        return self.fleet.describe() + [d.describe() for d in self.firmware.values()]
 
     def _online(self) -> int:
         return self.fleet.connected() + sum(1 for d in self.firmware.values() if d.online)
@@ -429,33 +429,8 @@ class SimWorld:
     # ---- driving devices by hand --------------------------------------------
 
     async def _start_control(self) -> None:
-        from simulator.scenario import DEVICE_ACTIONS
-
-        async def list_devices(request):
-            return web.json_response(self.describe())
-
-        async def act(request):
-            name, action = request.match_info["name"], request.match_info["action"]
-            if name not in self.fleet.by_name and name not in self.firmware:
-                return web.json_response({"error": f"no device {name!r}"}, status=404)
-            if action not in DEVICE_ACTIONS:
-                return web.json_response({"error": f"unknown action {action!r}; known: {', '.join(DEVICE_ACTIONS)}"},
-                                         status=400)
-            params = dict(request.query)
-            for key, value in list(params.items()):
-                kind = DEVICE_ACTIONS[action].get(key)
-                if kind is None:
-                    return web.json_response({"error": f"{action}: unknown parameter {key!r}"}, status=400)
-                try:
-                    params[key] = kind(value)
-                except ValueError:
-                    return web.json_response({"error": f"{action}: {key} must be {kind.__name__}"}, status=400)
-            await self.device_action(name, action, params)
-            return web.json_response({"device": name, "action": action, "params": params})
-
         app = web.Application()
-        app.router.add_get("/devices", list_devices)
-        app.router.add_post("/devices/{name}/{action}", act)
+        app.add_routes(control_routes(self))
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.control_port or 0)
@@ -467,3 +442,37 @@ class SimWorld:
                                f"({exc.strerror}); choose another with --control-port") from exc
         self._control = runner
         self.control_port = runner.addresses[0][1]
+
+
+def control_routes(world, prefix: str = "") -> list[web.RouteDef]:
+    """Driving devices by hand over HTTP: GET {prefix}/devices lists them with
+    their state; POST {prefix}/devices/NAME/ACTION?KEY=VALUE does one of a
+    scenario's device actions (simulator.scenario.DEVICE_ACTIONS), 404 for a
+    device it does not have, 400 for an action or parameter it does not know.
+    `world` has describe(), device_names() and async device_action(): the
+    simulator's control endpoint, and the demo's simulator page at the desk."""
+    from simulator.scenario import DEVICE_ACTIONS
+
+    async def list_devices(request):
+        return web.json_response(world.describe())
+
+    async def act(request):
+        name, action = request.match_info["name"], request.match_info["action"]
+        if name not in world.device_names():
+            return web.json_response({"error": f"no device {name!r}"}, status=404)
+        if action not in DEVICE_ACTIONS:
+            return web.json_response({"error": f"unknown action {action!r}; known: {', '.join(DEVICE_ACTIONS)}"},
+                                     status=400)
+        params = dict(request.query)
+        for key, value in list(params.items()):
+            kind = DEVICE_ACTIONS[action].get(key)
+            if kind is None:
+                return web.json_response({"error": f"{action}: unknown parameter {key!r}"}, status=400)
+            try:
+                params[key] = kind(value)
+            except ValueError:
+                return web.json_response({"error": f"{action}: {key} must be {kind.__name__}"}, status=400)
+        await world.device_action(name, action, params)
+        return web.json_response({"device": name, "action": action, "params": params})
+
+    return [web.get(prefix + "/devices", list_devices), web.post(prefix + "/devices/{name}/{action}", act)]

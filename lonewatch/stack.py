@@ -1,7 +1,8 @@
 """Runs the parts of a base station together in one event loop: optionally an
 embedded broker, the gateway, the desk's web server, optionally a simulated
-fleet. Starts them in dependency order and stops them in reverse, each within
-a bounded time, on SIGINT or SIGTERM."""
+fleet (the demo), which then also has a page at the desk. Starts them in
+dependency order and stops them in reverse, each within a bounded time, on
+SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -31,8 +32,33 @@ async def stop_within(name: str, stop) -> None:
         log.debug("stopped %s in %.2f s", name, time.monotonic() - started)
 
 
-async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: asyncio.Event | None = None) -> None:
+def desk_app(gateway, config, fleet=None) -> web.Application:
+    """The desk's application; with a simulated fleet, also the simulator page."""
     from dashboard.app import make_app
+
+    app = make_app(gateway, config.dashboard.operators)
+    if fleet is not None:
+        _add_simulator_page(app, fleet)
+    return app
+
+
+def _add_simulator_page(app: web.Application, fleet) -> None:
+    """/simulator lists the fleet's devices and acts on them as their wearers
+    would, with the simulator's own controls (lonewatch.simworld.control_routes)
+    under /api/simulator. Routes of the desk's app, so its login and Origin
+    check guard them like every other page."""
+    from dashboard.app import NAV
+    from dashboard.handlers import STATIC
+    from lonewatch.simworld import control_routes
+
+    async def page(request):
+        return web.FileResponse(STATIC / "simulator.html")
+
+    app.add_routes([web.get("/simulator", page), *control_routes(fleet, "/api/simulator")])
+    app[NAV].append({"href": "/simulator", "label": "Simulator"})
+
+
+async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: asyncio.Event | None = None) -> None:
     from gateway.service import Gateway
 
     stop = asyncio.Event()
@@ -49,8 +75,7 @@ async def run(config, *, embedded_broker=None, fleet=None, banner=None, ready: a
         await gateway.start()
         parts.push_async_callback(stop_within, "gateway", gateway.stop)
 
-        app = make_app(gateway, config.dashboard.operators)
-        runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
+        runner = web.AppRunner(desk_app(gateway, config, fleet), shutdown_timeout=1.0, handle_signals=False)
         await runner.setup()
         parts.push_async_callback(stop_within, "dashboard", runner.cleanup)
         site = web.TCPSite(runner, config.dashboard.host, config.dashboard.port,

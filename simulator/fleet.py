@@ -5,7 +5,10 @@ pure logic in CPython (simulator.firmware_logic): its button gestures, its
 alarm state machine, its outbox on a file (an alarm leaves it only on the
 gateway's `delivered`, and is sent again without one), and its protocol
 encoding. What stands in for the rest: the detector's verdict is an input
-(`man_down("fall")`), the battery is a percentage, Wi-Fi is a flag.
+(`man_down("fall")`), the battery is a percentage, Wi-Fi is a flag. Given a
+LoneWork plan, the wearers also work alone now and then: a session started
+from the device, check-ins by double press, a check-out, and now and then
+one who forgets and runs overdue.
 
 All devices of a fleet share one network thread (simulator.netloop): a fleet
 of 1,000 is two threads, not 1,000, and stops in about a second.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import json
 import logging
 import os
@@ -24,6 +28,7 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
@@ -44,6 +49,46 @@ TICK_S = 1.0
 # so a fleet started together does not stay in step.
 HEARTBEAT_JITTER = 0.05
 
+# The fleet's thread does an action at once unless it has stopped.
+ACT_WITHIN_S = 2.0
+# A wearer who cannot do the next step of their lone work (the device is off)
+# tries again this much later.
+LONE_WORK_RETRY_S = 5.0
+
+
+@dataclass(frozen=True)
+class LoneWork:
+    """How a fleet's wearers work alone; each pair is a (low, high) range in
+    seconds that a wearer's seeded randomness picks from. A wearer starts a
+    session from the device (session_start, its zone as the place) within
+    first_within_s of the device's first power-on and for duration_s, checks
+    in by double press every check_in_s, and checks out checks_out_before_end_s
+    before the end, then has a break_s before the next. One session in every
+    overdue_every of the fleet (the second, and so on) is a forgotten one: no
+    check-in, no check-out, until answers_overdue_after_s after the overdue
+    notice is felt, when the wearer answers with a check-in and checks out
+    leaves_after_answering_s after that check-in has gone."""
+
+    first_within_s: tuple[float, float]
+    duration_s: tuple[int, int]
+    check_in_s: tuple[float, float]
+    checks_out_before_end_s: tuple[float, float]
+    break_s: tuple[float, float]
+    overdue_every: int
+    answers_overdue_after_s: tuple[float, float]
+    leaves_after_answering_s: tuple[float, float]
+
+    def __post_init__(self):
+        check = contract.FIELDS["event"]["duration_s"][1]
+        for duration in self.duration_s:
+            if check(duration):
+                raise ValueError(f"lone work: a session_start's duration_s {check(duration)}, got {duration}")
+        if self.checks_out_before_end_s[1] >= self.duration_s[0]:
+            raise ValueError("lone work: checks_out_before_end_s must be shorter than the shortest session")
+        if self.overdue_every < 1:
+            raise ValueError("lone work: overdue_every must be 1 or more")
+
+
 # The device config keys a fleet device honours, with the firmware's defaults.
 DEFAULTS = {
     "heartbeat_s": 30,
@@ -62,6 +107,15 @@ DEFAULTS = {
 # The firmware prints its state changes to the REPL; here they are debug logs.
 fw.alarmstate.print = lambda *a: log.debug(*a)
 fw.outbox.print = lambda *a: log.debug(*a)
+
+
+def _memory_dir() -> str | None:
+    """Where a fleet's temporary flash goes: a RAM file system if there is one
+    (Linux's /dev/shm), else the system's temporary directory (None). On a disk
+    shared with other work, removing a thousand devices' files at stop took
+    0.1 to 2.9 s, and a stop must fit in 5 s."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def ticks_ms() -> int:
@@ -105,6 +159,9 @@ class FleetDevice:
         self._button_down = False
         self._button_timer = None
         self._silent = None  # the socket of a link cut by cut_wifi
+        self.working_alone = False  # in a lone-work session of the fleet's LoneWork plan
+        self._sessions = 0  # lone-work sessions this wearer started
+        self._forgotten = None  # the number of the session the wearer forgot, until answered
 
     # ---- power --------------------------------------------------------------
 
@@ -125,6 +182,9 @@ class FleetDevice:
         self._every(self.rng.random() * self.cfg["heartbeat_s"], self._heartbeat_due)
         self._every(TICK_S, self._tick)
         self.fleet.want_connect(self)
+        if self.boots == 1 and self.fleet.lone_work is not None:
+            # The wearer's plan goes on whether the device is on or off.
+            self._later(self.fleet.lone_work.first_within_s, self._start_session)
 
     def power_off(self) -> None:
         """A power cut: no goodbye; the broker notices the closed connection
@@ -266,13 +326,15 @@ class FleetDevice:
         self.seq += 1
         return fw.protocol.record_id(self.device, self.boot, self.seq)
 
-    def queue(self, kind: str, body: dict) -> None:
-        # As the firmware app queues: flash first, the record's id and uptime beside its JSON.
+    def queue(self, kind: str, body: dict) -> int | None:
+        """As the firmware app queues: flash first, the record's id and uptime
+        beside its JSON. The record's outbox key (None if the outbox refused it)."""
         if kind == fw.outbox.HEARTBEAT:
-            self.box.add(kind, json.dumps(body))
+            key = self.box.add(kind, json.dumps(body))
         else:
-            self.box.add(kind, json.dumps(body), body["id"], body["uptime_ms"])
+            key = self.box.add(kind, json.dumps(body), body["id"], body["uptime_ms"])
         self.drain()
+        return key
 
     def drain(self) -> None:
         if not self.online or self._inflight is not None:
@@ -292,6 +354,11 @@ class FleetDevice:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return  # the connection is going; on_disconnect retries
         self._inflight = (info.mid, key, kind)
+
+    def waits_to_send(self, key: int) -> bool:
+        """Whether outbox record `key` waits behind an older one still on its way
+        (records go one at a time, oldest first)."""
+        return self._inflight is not None and self._inflight[1] < key
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if client is not self.client or self._inflight is None or self._inflight[0] != mid:
@@ -323,6 +390,9 @@ class FleetDevice:
             self.feel(fw.patterns.PING)
         elif name == "session_due":
             self.feel(fw.patterns.SESSION_DUE)
+            if cmd.get("due_in_s") == 0 and self._forgotten == self._sessions:
+                self._later(self.fleet.lone_work.answers_overdue_after_s,
+                            lambda n=self._sessions: self._answer_overdue(n))
 
     def feel(self, pattern: str) -> None:
         self.felt.append((time.time(), pattern))
@@ -397,11 +467,79 @@ class FleetDevice:
         now = ticks_ms()
         self.carry_out(self.states.tick(now), now)
 
-    def session(self, etype: str, duration_s: int | None = None) -> None:
-        """Lone work from the device: session_start (for duration_s) or session_end."""
-        self.queue("event", fw.protocol.event(self.device, self.new_id(), etype, self.uptime_ms(),
+    def session(self, etype: str, duration_s: int | None = None) -> int | None:
+        """Lone work from the device: session_start (for duration_s) or session_end; its outbox key."""
+        return self.queue("event", fw.protocol.event(self.device, self.new_id(), etype, self.uptime_ms(),
                                               duration_s=duration_s, wall_time=round(time.time(), 3),
                                               battery_pct=self.battery, location=self.location))
+
+    # ---- the wearer's lone work (the fleet's LoneWork plan) ----------------------
+
+    def _later(self, range_s: tuple[float, float], step) -> None:
+        self.loop.call_later(self.rng.uniform(*range_s), step)
+
+    def _start_session(self) -> None:
+        if not self.powered:
+            self.loop.call_later(LONE_WORK_RETRY_S, self._start_session)
+            return
+        plan = self.fleet.lone_work
+        duration = self.rng.randint(*plan.duration_s)
+        self.session("session_start", duration)
+        self.working_alone = True
+        self._sessions += 1
+        if self.fleet.forgets_next_session():
+            # The overdue notice felt on the device reminds them (_on_message).
+            # Without one (the desk ended the session first) they leave in the
+            # end anyway, later than an answer to the notice would have come.
+            self._forgotten = n = self._sessions
+            low, high = plan.answers_overdue_after_s
+            self._later((duration + 2 * low, duration + 2 * high), lambda: self._answer_overdue(n))
+            return
+        leaves_in = duration - self.rng.uniform(*plan.checks_out_before_end_s)
+        self._next_check_in(self.loop.now() + leaves_in)
+        self.loop.call_later(leaves_in, self._check_out)
+
+    def _next_check_in(self, leaves_at: float) -> None:
+        delay = self.rng.uniform(*self.fleet.lone_work.check_in_s)
+        if self.loop.now() + delay + self._check_in_gone_s() < leaves_at:
+            self.loop.call_later(delay, lambda: self._check_in(leaves_at))
+
+    def _check_in(self, leaves_at: float) -> None:
+        if self._can_double_press():
+            self.presses(2)
+        self._next_check_in(leaves_at)
+
+    def _can_double_press(self) -> bool:
+        # A double press is a check-in only while no alarm is going (the
+        # firmware's rule), and its first press would cancel a pre-alarm: a
+        # wearer with an alarm going does not check in.
+        return self.powered and self.states.state == fw.alarmstate.IDLE
+
+    def _answer_overdue(self, n: int) -> None:
+        """The forgetful wearer of session n, a while after the overdue notice: a check-in, then off home."""
+        if self._forgotten != n:
+            return  # answered already
+        self._forgotten = None
+        if self._can_double_press():
+            self.presses(2)
+        low, high = self.fleet.lone_work.leaves_after_answering_s
+        gone = self._check_in_gone_s()
+        self._later((gone + low, gone + high), self._check_out)
+
+    def _check_in_gone_s(self) -> float:
+        # The firmware sends a check-in when the double press's window has
+        # closed; a check-out after it must not overtake it.
+        return self.cfg["press_window_ms"] / 1000 + 1
+
+    def _check_out(self) -> int | None:
+        """The session_end's outbox key, or None while the device is off."""
+        if not self.powered:
+            self.loop.call_later(LONE_WORK_RETRY_S, self._check_out)
+            return None
+        key = self.session("session_end")
+        self.working_alone = False
+        self._later(self.fleet.lone_work.break_s, self._start_session)
+        return key
 
     def drain_battery(self, to_pct: int = 10, over_s: float = 10.0) -> None:
         """The battery runs down to to_pct over over_s, a percent at a time."""
@@ -449,7 +587,7 @@ class FleetDevice:
         return {"device": self.device, "worker": self.worker, "powered": self.powered, "wifi": self.wifi,
                 "online": self.online, "state": self.states.state if self.powered and self.states else "off",
                 "battery_pct": self.battery, "outbox": len(self.box) if self.box is not None else None,
-                "felt": [p for _, p in self.felt[-5:]]}
+                "working_alone": self.working_alone, "felt": [p for _, p in self.felt[-5:]]}
 
     def goodbye(self) -> None:
         """A clean switch-off: say offline (the desk must not think it is
@@ -469,13 +607,15 @@ class Fleet:
 
     def __init__(self, mqtt_url: str, size: int = 0, site: str = "demo", seed: int | None = None,
                  heartbeat_s: float = 30.0, incident_every_s: float | None = 240.0, flash: str | None = None,
-                 name_format: str = "sim-{:03d}", **config):
+                 name_format: str = "sim-{:03d}", lone_work: LoneWork | None = None, **config):
         self.broker = contract.parse_mqtt_url(mqtt_url)
         self.site = site
         self.loop = NetLoop()
         self._own_flash = flash is None
-        self.flash = flash or tempfile.mkdtemp(prefix="lonewatch-fleet-")
+        self.flash = flash or tempfile.mkdtemp(prefix="lonewatch-fleet-", dir=_memory_dir())
         self.rng = random.Random(seed)
+        self.lone_work = lone_work
+        self._sessions_started = 0
         self.running = False
         self.devices: list[FleetDevice] = []
         self.by_name: dict[str, FleetDevice] = {}
@@ -522,15 +662,23 @@ class Fleet:
             device._drop_connection()
             device._retry()
 
+    def forgets_next_session(self) -> bool:
+        """Whether the session a wearer starts now runs overdue: the fleet's
+        second, then every LoneWork.overdue_every-th, so a small demo shows one soon."""
+        n, every = self._sessions_started, self.lone_work.overdue_every
+        self._sessions_started += 1
+        return n % every == 1 % every
+
     # ---- running ----------------------------------------------------------------
 
     def call(self, device: FleetDevice, method: str, *args) -> None:
         """Run device.method(*args) on the fleet's thread."""
         self.loop.call_soon_threadsafe(lambda: getattr(device, method)(*args))
 
-    def act(self, name: str, action: str, params: dict) -> None:
+    def act(self, name: str, action: str, params: dict) -> concurrent.futures.Future:
         """A scenario or control action (simulator.scenario.DEVICE_ACTIONS) on
-        device `name`, from any thread."""
+        device `name`, from any thread; the future is done once the device has
+        done it (a held button: once it is pressed, not released)."""
         device = self.by_name[name]
         calls = {
             "press": lambda: device.press(params.get("ms", 150)),
@@ -552,7 +700,30 @@ class Fleet:
         }
         if action not in calls:
             raise ValueError(f"unknown action {action!r}; known: {', '.join(calls)}")
-        self.loop.call_soon_threadsafe(calls[action])
+        done: concurrent.futures.Future = concurrent.futures.Future()
+
+        def carry_out():
+            try:
+                done.set_result(calls[action]())
+            except Exception as exc:
+                done.set_exception(exc)
+        self.loop.call_soon_threadsafe(carry_out)
+        return done
+
+    async def device_action(self, name: str, action: str, params: dict) -> None:
+        """act(), awaited: what a control request or a scenario step asks for
+        is done when this returns, so a listing that follows shows it."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.act(name, action, params)), ACT_WITHIN_S)
+        except TimeoutError:
+            raise RuntimeError(f"{action} {name}: the fleet did not do it within {ACT_WITHIN_S:g} s "
+                               "(it is stopping)") from None
+
+    def device_names(self) -> list[str]:
+        return list(self.by_name)
+
+    def describe(self) -> list[dict]:
+        return [d.describe() for d in self.devices]
 
     def connected(self) -> int:
         return sum(1 for d in self.devices if d.online)
@@ -564,12 +735,36 @@ class Fleet:
             self.loop.call_soon_threadsafe(device.power_on)
 
     def stop_now(self, grace_s: float = 0.8) -> threading.Event:
+        """Check-outs, goodbyes and what they wrote sent within about grace_s, then the thread ends."""
         def goodbye():
             self.running = False
             for device in self.devices:
                 device.powered = False
                 device.goodbye()
-        self.loop.stop(goodbye, grace_s)
+
+        def check_out():
+            # The simulation ends and its wearers go home: those working alone
+            # check out before they switch off, or the gateway would rightly
+            # take the switching off for contact lost during lone work.
+            # A check-out needs only to be on its way before the goodbye, on
+            # the same connection; it may wait for the PUBACK of an older
+            # record, for at most half the time. The goodbyes get the rest.
+            started = self.loop.now()
+            leaving = {d: d._check_out() for d in self.devices if d.working_alone and d.online}
+
+            def once_on_their_way():
+                spent = self.loop.now() - started
+                if spent < grace_s / 2 and any(d.online and key is not None and d.waits_to_send(key)
+                                               for d, key in leaving.items()):
+                    self.loop.call_later(0.02, once_on_their_way)
+                else:
+                    self.loop.stop(goodbye, grace_s - spent)
+            once_on_their_way()
+
+        if self.running:
+            self.loop.call_soon_threadsafe(check_out)
+        else:
+            self.loop.stop(goodbye, grace_s)
         return self.loop.stopped
 
     async def start(self) -> None:
@@ -582,4 +777,8 @@ class Fleet:
         while not stopped.is_set():
             await asyncio.sleep(0.02)
         if self._own_flash:
-            shutil.rmtree(self.flash, ignore_errors=True)
+            # Files are the disk's work, not the event loop's (the broker's, the gateway's).
+            remover = threading.Thread(target=shutil.rmtree, args=(self.flash, True), name="fleet flash removal")
+            remover.start()
+            while remover.is_alive():
+                await asyncio.sleep(0.02)

@@ -18,7 +18,7 @@ from gateway_harness import make_config, running_gateway
 @pytest.fixture
 async def desk(tmp_path, amqtt_broker):
     config = make_config(tmp_path, amqtt_broker, devices={"registered": ["dev-001"]},
-                         sessions={"max_duration_s": 7200})
+                         sessions={"max_duration_s": 7200, "reminder_before_s": 45})
     async with running_gateway(config) as gateway:
         client = await client_for(make_app(gateway, {"desk": pbkdf2_hash(PASSWORD, iterations=1000)}))
         client.gateway = gateway
@@ -59,6 +59,11 @@ async def test_register_extend_check_in_and_check_out(desk):
     assert [c["note"] for c in detail["check_in_list"]] == ["phoned: fine"]
 
 
+async def test_the_page_learns_the_reminder_window_from_the_gateway(desk):
+    r = await desk.get("/api/sessions/settings")
+    assert await r.json() == {"reminder_before_s": 45.0}
+
+
 @pytest.mark.parametrize("body, status, message", [
     ({"name": "Ann", "phone": "123 456", "place": "roof", "duration_s": 0}, 400, "more than 0"),
     ({"name": "Ann", "phone": "123 456", "place": "roof", "duration_s": 7201}, 400, "at most 2 h"),
@@ -87,6 +92,7 @@ async def test_a_device_already_in_a_session_is_a_conflict(desk):
 async def test_the_session_routes_want_a_login_and_a_page_of_this_desk(desk):
     desk.session.cookie_jar.clear()
     assert (await desk.get("/api/sessions?state=active")).status == 401
+    assert (await desk.get("/api/sessions/settings")).status == 401
     await log_in(desk)
     del desk.session.headers["Origin"]
     r = await desk.post("/api/sessions", json={"name": "Ann", "phone": "123 456", "place": "roof", "duration_s": 60},

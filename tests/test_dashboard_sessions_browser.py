@@ -1,13 +1,21 @@
 """Lone work at the desk in a real Chromium over a real gateway and broker:
 an operator registers a worker's session, extends it and checks them out
-from the page; a session that runs overdue turns red without a reload."""
+from the page; a session that runs overdue turns red without a reload; amber
+is the gateway's reminder window, whatever it is configured to."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from test_dashboard_browser import DESK, browser, desk, log_in, shot  # noqa: F401 (fixtures)
+from aiohttp import web
+from test_dashboard_browser import (DESK, PASSWORD, Desk, browser, desk, log_in,  # noqa: F401 (fixtures)
+                                    require_chromium, shot)
+
+from conftest import free_port
+from dashboard.app import make_app
+from gateway.accounts import pbkdf2_hash
+from gateway_harness import make_config, running_gateway
 
 
 @pytest.fixture
@@ -66,6 +74,34 @@ async def test_an_overdue_session_turns_red_without_a_reload(page, desk):  # noq
     await page.wait_for_function(
         f"document.querySelector(\"{row(session['id'])} td.left\").textContent.startsWith('OVERDUE')")
     await shot(page, "sessions-overdue.png")
+
+
+@pytest.fixture
+async def minute_reminders(tmp_path, amqtt_broker):
+    """A desk whose gateway reminds a session one minute before it is due."""
+    require_chromium()
+    config = make_config(tmp_path, amqtt_broker, sessions={"reminder_before_s": 60})
+    async with running_gateway(config) as gateway:
+        runner = web.AppRunner(make_app(gateway, {"desk": pbkdf2_hash(PASSWORD, iterations=1000)}))
+        await runner.setup()
+        served = Desk(gateway, runner, free_port())
+        await served.serve()
+        try:
+            yield served
+        finally:
+            await runner.cleanup()
+
+
+async def test_amber_is_the_gateways_reminder_window(page, minute_reminders):
+    desk = minute_reminders
+    soon = await desk.gateway.start_session(name="Cat Lee", phone="0161 496 0001", place="lab 3", duration_s=40)
+    later = await desk.gateway.start_session(name="Dan Roe", phone="0161 496 0002", place="lab 4", duration_s=150)
+    await log_in(page, desk.url)
+    await page.goto(desk.url + "/sessions")
+    await page.wait_for_selector("#reminder-window:has-text('1 min 00 s')")
+    await page.wait_for_selector(row(soon["id"]) + ".due-soon")
+    # Due in two and a half minutes: amber under the old fixed five, not under the gateway's one.
+    assert await page.get_attribute(row(later["id"]), "class") == ""
 
 
 async def _active(desk, n):  # noqa: F811

@@ -75,3 +75,14 @@ async function api(path, options) {
 async function post(path, body) {
   return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}) });
 }
+
+// Pages only some desks have (the demo's simulator page) join the menu of every page.
+async function extendMenu() {
+  const nav = document.querySelector("header nav");
+  if (!nav) return;
+  for (const page of await api("/api/nav")) {
+    if ([...nav.querySelectorAll("a")].some((a) => a.getAttribute("href") === page.href)) continue;
+    nav.append(" ", el("a", { href: page.href, "aria-current": location.pathname === page.href ? "page" : null }, page.label));
+  }
+}
+extendMenu().catch(() => {});

@@ -1,7 +1,8 @@
 // Lone work: the open sessions from a fetch, then every change from the live feed.
 "use strict";
 
-const REMINDER_WINDOW_S = 300;  // amber: due within this
+// Amber: due within the gateway's [sessions] reminder_before_s (the device is reminded then too).
+let reminderWindowS = null;
 let sessions = new Map();
 let socket = null;
 
@@ -16,9 +17,15 @@ function timeLeft(s, now) {
   return left >= 0 ? age(now - left, now) : "OVERDUE " + age(s.due_at, now);
 }
 
+// A session started on the wearable has no place typed in, only where the device said it was.
+function whereAt(s) {
+  if (s.place) return s.place;
+  return Object.entries(s.location || {}).map(([k, v]) => k + " " + v).join(" · ");
+}
+
 function urgency(s, now) {
   if (s.state === "overdue" || s.due_at <= now) return "overdue";
-  return s.due_at - now <= REMINDER_WINDOW_S ? "due-soon" : "";
+  return reminderWindowS !== null && s.due_at - now <= reminderWindowS ? "due-soon" : "";
 }
 
 async function act(s, what, body) {
@@ -52,7 +59,7 @@ function render() {
   body.replaceChildren(...open.map((s) => el("tr", { class: urgency(s, now), dataset: { session: s.id } },
     el("td", {}, s.id),
     el("td", {}, workerNodes(s.worker ? { name: s.worker, phone: s.phone || "" } : null)),
-    el("td", {}, s.place || "", s.note ? el("div", { class: "quiet" }, s.note) : null),
+    el("td", {}, whereAt(s), s.note ? el("div", { class: "quiet" }, s.note) : null),
     el("td", {}, clock(s.started_at)),
     el("td", {}, clock(s.due_at), s.check_in_s ? el("div", { class: "quiet" }, "check-in every " + Math.round(s.check_in_s / 60) + " min") : null),
     el("td", { class: "left" }, timeLeft(s, now)),
@@ -75,7 +82,7 @@ async function loadActive() {
 async function loadEnded() {
   const rows = await api("/api/sessions?state=ended&per_page=50");
   document.querySelector("#ended tbody").replaceChildren(...rows.map((s) => el("tr", {},
-    el("td", {}, s.id), el("td", {}, s.worker || "(removed)", s.phone ? " · " + s.phone : ""), el("td", {}, s.place || ""),
+    el("td", {}, s.id), el("td", {}, s.worker || "(removed)", s.phone ? " · " + s.phone : ""), el("td", {}, whereAt(s)),
     el("td", {}, when(s.started_at)), el("td", {}, when(s.ended_at)), el("td", {}, s.check_ins),
     el("td", {}, s.overdue_at ? "yes, " + clock(s.overdue_at) : "no"),
     el("td", {}, (s.ended_how || "").replaceAll("_", " ") + (s.ended_by ? " (" + s.ended_by + ")" : "")))));
@@ -120,7 +127,14 @@ document.getElementById("register").addEventListener("submit", async (ev) => {
   } catch (e) { showError(e.message); }
 });
 
+async function loadSettings() {
+  reminderWindowS = (await api("/api/sessions/settings")).reminder_before_s;
+  document.getElementById("reminder-window").textContent = age(0, reminderWindowS);
+  render();
+}
+
 setInterval(render, 1000);
+loadSettings().catch((e) => showError(e.message));
 loadWorkers().catch((e) => showError(e.message));
 loadEnded().catch((e) => showError(e.message));
 connect();

@@ -1,12 +1,25 @@
 """Start an embedded MQTT broker (amqtt on 127.0.0.1), the gateway, the
-security-desk dashboard and N simulated devices. Ctrl-C stops everything."""
+security-desk dashboard and N simulated devices, whose wearers now and then
+raise an alarm or work alone (one of them forgets to check out now and then),
+and whom the desk's simulator page drives by hand. Ctrl-C stops everything."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sys
+import tomllib
 
 from lonewatch.commands import count, port_number, run_until_stopped
+
+# Lone work in the demo is quick, so that someone trying lonewatch sees the
+# whole arrangement within a few minutes: workers who started a session on
+# their wearable and check in, one due soon (amber at the desk from a minute
+# before), one who forgot and runs overdue (red, with an alarm naming them).
+REMINDER_BEFORE_S = 60.0
+LONE_WORK = dict(first_within_s=(5, 30), duration_s=(90, 240), check_in_s=(30, 75),
+                 checks_out_before_end_s=(5, 50), break_s=(30, 120), overdue_every=3,
+                 answers_overdue_after_s=(60, 150), leaves_after_answering_s=(5, 20))
 
 
 def add_arguments(parser) -> None:
@@ -27,7 +40,7 @@ def run(args) -> int:
     from gateway.broker import EmbeddedBroker
     from gateway.config import ConfigError, load_config
     from lonewatch import stack
-    from simulator.fleet import Fleet
+    from simulator.fleet import Fleet, LoneWork
 
     password = secrets.token_urlsafe(9)
     if args.broker:
@@ -40,11 +53,13 @@ def run(args) -> int:
     else:
         broker = EmbeddedBroker(args.mqtt_port)
         mqtt_url = broker.url
-    fleet = Fleet(mqtt_url, args.devices, site=args.site, seed=args.seed) if args.devices else None
+    fleet = Fleet(mqtt_url, args.devices, site=args.site, seed=args.seed,
+                  lone_work=LoneWork(**LONE_WORK)) if args.devices else None
     try:
-        config = load_config(args.config, db=args.db, mqtt_url=mqtt_url, http_port=args.http_port,
-                             operators={"desk": hash_password(password)},
-                             registered_devices=[d.device for d in fleet.devices] if fleet else None)
+        config = _quick_reminders(load_config(args.config, db=args.db, mqtt_url=mqtt_url, http_port=args.http_port,
+                                              operators={"desk": hash_password(password)},
+                                              registered_devices=[d.device for d in fleet.devices] if fleet else None),
+                                  args.config)
     except ConfigError as exc:
         print(f"lonewatch demo: {exc}", file=sys.stderr)
         return 2
@@ -52,7 +67,7 @@ def run(args) -> int:
     if fleet:
         from gateway.schema import SchemaError
         try:
-            _workers_for(config.db, [d.device for d in fleet.devices])
+            _prepare(config.db, [d.device for d in fleet.devices])
         except SchemaError as exc:
             print(f"lonewatch demo: {exc}", file=sys.stderr)
             return 1
@@ -66,6 +81,9 @@ def run(args) -> int:
             f"  broker:     {mqtt_url}{' (embedded amqtt)' if broker else ''}\n"
             f"  database:   {config.db}\n"
             f"  devices:    {args.devices} simulated on site {args.site!r}, each worn by a made-up worker\n"
+            + (f"  simulator:  {url}simulator  (make a worker fall, hold panic, cut Wi-Fi ...)\n"
+               f"  lone work:  {url}sessions  (workers start sessions; now and then one runs overdue)\n"
+               if fleet else "") +
             f"  alarms:     lonewatch alarms --db {config.db}\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
@@ -79,21 +97,37 @@ DEMO_NAMES = ("Ann Smith", "Bilal Khan", "Chloe Martin", "Dmitri Ivanov", "Eve O
               "George Brown", "Hana Sato", "Ivan Petrov", "Jo Evans")
 
 
-def _workers_for(db: str, devices: list[str]) -> None:
-    """A worker for each simulated device that nobody wears yet (a second run keeps the first's)."""
+def _quick_reminders(config, path: str | None):
+    """The demo's short reminder window, unless the config file names its own."""
+    if path is not None:
+        with open(path, "rb") as f:  # load_config has read it already: it is there and valid
+            if "reminder_before_s" in tomllib.load(f).get("sessions", {}):
+                return config
+    return dataclasses.replace(config, sessions=dataclasses.replace(config.sessions,
+                                                                    reminder_before_s=REMINDER_BEFORE_S))
+
+
+def _prepare(db: str, devices: list[str]) -> None:
+    """A worker for each simulated device that nobody wears yet (a second run
+    keeps the first's). Lone work an earlier run left open is ended: its
+    wearers are gone, and would otherwise be reported overdue at once."""
     import time
 
-    from gateway import people
+    from gateway import people, sessions
+    from gateway.incidents import Effects
     from gateway.store import Store
 
     store = Store(db)
     try:
         worn = {w["device"] for w in store.list_workers()}
         with store.transaction():
+            now = time.time()
             for n, device in enumerate(devices):
                 if device not in worn:
                     name = DEMO_NAMES[n % len(DEMO_NAMES)] + (f" {n // len(DEMO_NAMES) + 1}" if n >= len(DEMO_NAMES) else "")
-                    people.add_worker(store, name, f"+44 7700 900{n % 1000:03d}", "demo worker", device,
-                                      time.time(), "demo")
+                    people.add_worker(store, name, f"+44 7700 900{n % 1000:03d}", "demo worker", device, now, "demo")
+                left_open = store.open_session_for(device)
+                if left_open is not None:
+                    sessions.end(store, Effects(), left_open, now, "demo", "ended_by_desk")
     finally:
         store.close()
