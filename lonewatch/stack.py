@@ -26,8 +26,10 @@ async def stop_within(name: str, stop) -> None:
     started = time.monotonic()
     try:
         await asyncio.wait_for(stop(), PART_STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.error("stopping %s: not stopped within %.1f s; going on without it", name, PART_STOP_TIMEOUT_S)
     except Exception as exc:  # a part that will not stop must not keep the rest running
-        log.error("stopping %s: %s", name, exc or type(exc).__name__)
+        log.error("stopping %s: %s", name, str(exc) or type(exc).__name__)
     else:
         log.debug("stopped %s in %.2f s", name, time.monotonic() - started)
 
