@@ -218,6 +218,15 @@ class SimWorld:
         from contract.protocol import parse_mqtt_url
         from simulator.firmware_devices import FirmwareDevice
 
+        # The wearable's start gesture starts a session of its config's
+        # session_s: the length the scenario asks of this device's sessions.
+        lengths = {step.params.get("duration_s", 3600) for step in (self.scenario.timeline if self.scenario else ())
+                   if step.action == "session_start" and step.device == name}
+        if len(lengths) > 1:
+            raise ValueError(f"{name}: a firmware device starts every session with the same length "
+                             f"(its session_s); the scenario asks for {sorted(lengths)}")
+        if lengths and "session_s" not in settings:
+            settings = dict(settings, session_s=int(lengths.pop()))
         self.firmware[name] = FirmwareDevice(self.workdir / "firmware" / name, name, self.site,
                                              parse_mqtt_url(self.mqtt_url), settings=settings, sensor=sensor,
                                              battery_pct=battery_pct, heap_kb=self._heap_kb,

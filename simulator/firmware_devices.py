@@ -29,6 +29,7 @@ _FELT = (
     (re.compile(r"^cmd: session_due"), "session_due"),
     (re.compile(r"^cmd: ping"), "ping"),
 )
+_SHORT_MS, _LONG_MS, _GAP_MS = 150, 1000, 300
 EMPTY_MV, FULL_MV = 3300, 4150  # the firmware's default battery_empty_mv, battery_full_mv
 
 
@@ -43,6 +44,7 @@ class FirmwareDevice:
         self.seed = seed
         self.battery = battery_pct
         cfg = device_config(broker[1], device=name, site=site, mqtt_host=broker[0], **(settings or {}))
+        self.session_s = cfg.get("session_s", 7200)  # the firmware's default (firmware/config.py)
         self.board = VirtualDevice(workdir, cfg, broker_port=broker[1], sensor=sensor, device_heap_kb=heap_kb,
                                    proxy=False, battery_mv=battery_mv(battery_pct), background=wearer.walking(seed))
         self.powered = False
@@ -158,8 +160,17 @@ class FirmwareDevice:
         time.sleep(off_s)
         self._power_on()
 
+    # A long press is released between 0.6 s and hold_ms (docs/firmware.md).
     def _session_start(self, duration_s: int = 3600) -> None:
-        raise ValueError("the firmware has no gesture that starts a lone-work session; use a fleet device")
+        if duration_s != self.session_s:
+            raise ValueError(f"{self.device}: the wearable starts sessions of its session_s ({self.session_s} s), "
+                             f"not {duration_s} s")
+        self._gesture(_LONG_MS, _SHORT_MS)
 
     def _session_end(self) -> None:
-        raise ValueError("the firmware has no gesture that ends a lone-work session; use a fleet device")
+        self._gesture(_SHORT_MS, _LONG_MS)
+
+    def _gesture(self, *lengths_ms: int) -> None:
+        for length in lengths_ms:
+            self.board.press(length)
+            time.sleep(_GAP_MS / 1000)

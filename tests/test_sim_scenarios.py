@@ -5,8 +5,7 @@ differed, and a scenario file with mistakes is refused with all of them.
 
 The shipped scenarios run at once, each in its own process (the longest, a
 lone-work session of the protocol's shortest 60 s, sets the pace). Those
-whose devices do nothing the firmware cannot (a lone-work session from the
-device) and that a 96 KB device's heartbeat keeps up with run again with
+that a 96 KB device's heartbeat keeps up with run again with
 every device running the firmware under micropython on a 96 KB heap: the
 man-down ones play their trace on the board's accelerometer, a SisFall fall
 when ../shared is there."""
@@ -25,7 +24,7 @@ from simulator.scenario import SCENARIOS, load, shipped
 LONEWATCH = str(Path(sys.executable).parent / "lonewatch")
 NAMES = [p.stem for p in shipped()]
 FIRMWARE_NAMES = ["panic", "gateway-killed-panic", "broker-outage-queued-alarms", "device-switched-off", "fall",
-                  "fall-cancelled", "no-motion", "tilt"]
+                  "fall-cancelled", "no-motion", "tilt", "lone-work-overdue"]
 
 
 def sim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
