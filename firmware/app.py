@@ -40,10 +40,15 @@ _SENSOR_FAILURES = const(50)
 _NTP_EVERY_MS = const(3600 * 1000)
 _HEAP_REPORT_MS = const(5000)
 _LOW_BATTERY_EVERY_MS = const(10 * 60 * 1000)
+# Held for the one moment it is needed: queuing an alarm on a heap with no
+# hole big enough for the record (App.carry_out). About three records' worth.
+_RESERVE = const(1024)
 
 
 class App:
     def __init__(self, cfg, boot):
+        # First, while the heap is still in one piece: a block that size.
+        self.reserve = bytearray(_RESERVE)
         self.cfg = cfg
         self.boot = boot
         self.seq = 0
@@ -82,24 +87,36 @@ class App:
     def carry_out(self, actions, now=None):
         """Do what the state machine decided; `now` (ticks_ms) is when it
         happened, so a countdown and its alarm are dated consistently."""
-        cfg = self.cfg
         if now is None:
             now = time.ticks_ms()
         for action in actions:
-            if action[0] == "alarm":
-                _, rid, atype, cause = action
-                body = protocol.alarm(cfg["device"], rid, atype, now, cause=cause,
-                                      wall_time=self._wall(), battery_pct=self.battery_pct,
-                                      location=cfg["location"])
-                self.queue("alarm", body)
-            elif action[0] == "event":
-                _, rid, etype, cause, countdown = action
-                self.queue("event", protocol.event(
-                    cfg["device"], rid, etype, now, cause=cause, countdown_s=countdown,
-                    duration_s=cfg["session_s"] if etype == "session_start" else None,
-                    wall_time=self._wall(), battery_pct=self.battery_pct, location=cfg["location"]))
-            elif action[0] == "feedback":
-                self.player.play(action[1])
+            try:
+                self._carry(action, now)
+            except MemoryError:
+                # The record did not fit the torn heap. An alarm only in RAM
+                # would die with the reset a failing task causes: free the
+                # reserve, which leaves room for it, and write it again.
+                self.reserve = None
+                gc.collect()
+                self._carry(action, now)
+                print("heap: reserve used")
+
+    def _carry(self, action, now):
+        cfg = self.cfg
+        if action[0] == "alarm":
+            _, rid, atype, cause = action
+            body = protocol.alarm(cfg["device"], rid, atype, now, cause=cause,
+                                  wall_time=self._wall(), battery_pct=self.battery_pct,
+                                  location=cfg["location"])
+            self.queue("alarm", body)
+        elif action[0] == "event":
+            _, rid, etype, cause, countdown = action
+            self.queue("event", protocol.event(
+                cfg["device"], rid, etype, now, cause=cause, countdown_s=countdown,
+                duration_s=cfg["session_s"] if etype == "session_start" else None,
+                wall_time=self._wall(), battery_pct=self.battery_pct, location=cfg["location"]))
+        elif action[0] == "feedback":
+            self.player.play(action[1])
 
     def queue(self, kind, body):
         # Flash first, then the network: the outbox write is the commitment.
@@ -279,6 +296,11 @@ class App:
                 used = gc.mem_alloc()
                 self.heap_peak = max(self.heap_peak, used)
                 print("heap: used %d peak %d free %d" % (used, self.heap_peak, gc.mem_free()))
+                if self.reserve is None:
+                    try:
+                        self.reserve = bytearray(_RESERVE)
+                    except MemoryError:
+                        pass  # no block that size yet; the next report tries again
             await asyncio.sleep_ms(_SUPERVISOR_MS)
 
     async def run(self):
