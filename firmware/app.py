@@ -71,7 +71,8 @@ class App:
         self.worn = True
         import sntp
         self.epoch = sntp.EPOCH_OFFSET  # unix seconds = time.time() + epoch
-        _forget(sntp)
+        del sntp
+        _forget("sntp")
         print("lonewatch %s: device %s boot %d, %d record(s) in the outbox"
               % (version.FW, cfg["device"], boot, len(self.box)))
 
@@ -157,13 +158,15 @@ class App:
         try:
             changes = commands.run(self, payload)
         finally:
-            _forget(commands)
+            del commands
+            _forget("commands")
         if changes is not None:
             import config
             try:
                 config.update(self, changes)
             finally:
-                _forget(config)
+                del config
+                _forget("config")
 
     # ---- measurements -----------------------------------------------------
 
@@ -200,7 +203,8 @@ class App:
         except OSError as e:
             print("ntp: %r" % (e,))
         finally:
-            _forget(sntp)
+            del sntp
+            _forget("sntp")
 
     # ---- tasks ------------------------------------------------------------
 
@@ -330,10 +334,12 @@ async def guarded(name, coro):
         machine.reset()
 
 
-def _forget(module):
+def _forget(name):
     # Code run at boot or on a rare command need not occupy the heap in
-    # between (modules are not frozen in flash).
-    del sys.modules[module.__name__]
+    # between (modules are not frozen in flash). The caller drops its own
+    # reference first: a local naming the module would keep it alive, and
+    # main()'s locals live as long as the device runs.
+    del sys.modules[name]
     gc.collect()
 
 
@@ -347,5 +353,6 @@ def main():
         badconfig.show_bad_config(str(e))
         return
     boot = config.next_boot()
-    _forget(config)
+    del config
+    _forget("config")
     asyncio.run(App(cfg, boot).run())
