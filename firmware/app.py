@@ -26,7 +26,6 @@ import protocol
 import sensor
 import version
 
-OUTBOX_PATH = "outbox.log"
 _BUTTON_MS = const(10)
 # Idle (no gesture in progress, no pre-alarm to cancel) the button task looks
 # this often: the press interrupt keeps what happens in between (button_task).
@@ -55,7 +54,7 @@ class App:
         self.board = board.Board()
         self.player = feedback.Player(self.board.buzzer, self.board.vibration,
                                       self.board.led, cfg["silent"])
-        self.box = outbox.Outbox(OUTBOX_PATH, cfg["outbox_max"],
+        self.box = outbox.Outbox("outbox.log", cfg["outbox_max"],
                                  cfg["delivered_timeout_s"] * 1000)
         self.states = alarmstate.AlarmStates(cfg["prealarm_s"], self.new_id)
         self.session = alarmstate.Session(self.new_id)
@@ -88,36 +87,38 @@ class App:
     def carry_out(self, actions, now=None):
         """Do what the state machine decided; `now` (ticks_ms) is when it
         happened, so a countdown and its alarm are dated consistently."""
+        cfg = self.cfg
         if now is None:
             now = time.ticks_ms()
         for action in actions:
-            try:
-                self._carry(action, now)
-            except MemoryError:
-                # The record did not fit the torn heap. An alarm only in RAM
-                # would die with the reset a failing task causes: free the
-                # reserve, which leaves room for it, and write it again.
-                self.reserve = None
-                gc.collect()
-                self._carry(action, now)
-                print("heap: reserve used")
-
-    def _carry(self, action, now):
-        cfg = self.cfg
-        if action[0] == "alarm":
-            _, rid, atype, cause = action
-            body = protocol.alarm(cfg["device"], rid, atype, now, cause=cause,
-                                  wall_time=self._wall(), battery_pct=self.battery_pct,
-                                  location=cfg["location"])
-            self.queue("alarm", body)
-        elif action[0] == "event":
-            _, rid, etype, cause, countdown = action
-            self.queue("event", protocol.event(
-                cfg["device"], rid, etype, now, cause=cause, countdown_s=countdown,
-                duration_s=cfg["session_s"] if etype == "session_start" else None,
-                wall_time=self._wall(), battery_pct=self.battery_pct, location=cfg["location"]))
-        elif action[0] == "feedback":
-            self.player.play(action[1])
+            while True:
+                try:
+                    if action[0] == "alarm":
+                        _, rid, atype, cause = action
+                        body = protocol.alarm(cfg["device"], rid, atype, now, cause=cause,
+                                              wall_time=self._wall(), battery_pct=self.battery_pct,
+                                              location=cfg["location"])
+                        self.queue("alarm", body)
+                    elif action[0] == "event":
+                        _, rid, etype, cause, countdown = action
+                        self.queue("event", protocol.event(
+                            cfg["device"], rid, etype, now, cause=cause, countdown_s=countdown,
+                            duration_s=cfg["session_s"] if etype == "session_start" else None,
+                            wall_time=self._wall(), battery_pct=self.battery_pct,
+                            location=cfg["location"]))
+                    elif action[0] == "feedback":
+                        self.player.play(action[1])
+                    break
+                except MemoryError:
+                    # The record did not fit the torn heap. An alarm only in
+                    # RAM would die with the reset a failing task causes:
+                    # free the reserve, which leaves room for it, and write
+                    # it again.
+                    if self.reserve is None:
+                        raise
+                    self.reserve = None
+                    gc.collect()
+                    print("heap: reserve used")
 
     def queue(self, kind, body):
         # Flash first, then the network: the outbox write is the commitment.

@@ -33,11 +33,11 @@ HEARTBEAT = "heartbeat"
 COMPACT_BYTES = 8192
 
 
-def _crc(text, crc=0):
+def _crc(body, value=0):
     try:
-        return crc32(text, crc)  # MicroPython reads a str's bytes in place
+        return crc32(body, value)  # MicroPython reads a str's bytes in place
     except TypeError:  # CPython wants bytes
-        return crc32(text.encode(), crc)
+        return crc32(body.encode(), value)
 
 
 def _line(body):
@@ -58,7 +58,7 @@ def _parse(line):
     return body
 
 
-def _write_added(f, key, kind, rid, uptime_ms, payload):
+def _added(f, key, kind, rid, uptime_ms, payload):
     """Write an added record's line in pieces; returns its length. The
     payload, the record's one large piece, is never copied: on a heap torn
     into small holes the copies a joined line needs may not fit, and this
@@ -162,7 +162,7 @@ class Outbox:
         persisted = kind != HEARTBEAT
         if persisted:
             with open(self.path, "a") as f:
-                self.log_bytes += _write_added(f, key, kind, rid, uptime_ms, payload)
+                self.log_bytes += _added(f, key, kind, rid, uptime_ms, payload)
         self.records.append([key, kind, rid, uptime_ms, payload, persisted, None])
         return key
 
@@ -227,6 +227,6 @@ class Outbox:
         with open(tmp, "w") as f:
             for r in self.records:
                 if r[5]:
-                    size += _write_added(f, r[0], r[1], r[2], r[3], r[4])
+                    size += _added(f, r[0], r[1], r[2], r[3], r[4])
         os.rename(tmp, self.path)
         self.log_bytes = size

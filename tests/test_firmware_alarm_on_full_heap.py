@@ -42,7 +42,7 @@ wearable.on_gesture(gestures.PANIC)
 
 def test_a_panic_on_a_torn_heap_is_stored_on_flash(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(device_config(1)))
-    lib, vboard = compile_firmware(tmp_path / "lib"), compile_firmware(tmp_path / "vboard", VBOARD)
+    compile_firmware(tmp_path / "lib"), compile_firmware(tmp_path / "vboard", VBOARD)
     result = subprocess.run(
         [str(MICROPYTHON), "-X", "heapsize=160k", "-c", WEARER_PANICS_ON_A_TORN_HEAP],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,  # as a device runs: .mpy

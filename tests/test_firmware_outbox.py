@@ -32,7 +32,7 @@ def add(box, kind, n):
 def record_line(kind, n):
     """The whole line the outbox writes for record n."""
     buf = io.StringIO()
-    outbox._write_added(buf, n, kind, alarm_id(n), n, payload(n))
+    outbox._added(buf, n, kind, alarm_id(n), n, payload(n))
     return buf.getvalue()
 
 

@@ -67,7 +67,7 @@ def test_torn_outbox_record_from_a_cut_mid_write_leaves_the_rest_deliverable(mos
     log = dev.flash / "outbox.log"
     alarm = old_alarm(3)[1]
     line = io.StringIO()
-    device_outbox._write_added(line, 3, "alarm", alarm["id"], alarm["uptime_ms"], json.dumps(alarm))
+    device_outbox._added(line, 3, "alarm", alarm["id"], alarm["uptime_ms"], json.dumps(alarm))
     torn = line.getvalue()
     log.write_text(log.read_text() + torn[:len(torn) // 2])  # the cut came mid-append
     dev.start()

@@ -19,7 +19,10 @@ import socket
 import struct
 import time
 
-SAMPLE_MS = 20  # the sensors' 50 Hz output data rate
+from micropython import const
+
+# Constants, not names: the board shares the firmware's table of names.
+_SAMPLE_MS = const(20)  # the sensors' 50 Hz output data rate
 
 inputs = {}      # gpio -> level, as wired (button pulled up = 1)
 irq = {}         # gpio -> (pin, handler, trigger) of machine.Pin.irq
@@ -28,7 +31,7 @@ wifi_in_range = True
 rssi = -55
 # The trace stays in its file and is read a sample at a time: the host VM's
 # heap stands for the device's, so the simulation keeps off it.
-REST = (0, -1000, 0)
+_REST = const((0, -1000, 0))
 trace = None  # open file
 trace_samples = 0
 trace_start = 0
@@ -135,9 +138,9 @@ def poll():
                 _command(words)
 
 
-# Every READS_EVERY sensor reads the board logs the count, so the host can
+# Every _READS_EVERY sensor reads the board logs the count, so the host can
 # tell whether the firmware's 50 Hz loop keeps up.
-READS_EVERY = 250
+_READS_EVERY = const(250)
 reads = 0
 
 
@@ -146,24 +149,24 @@ def accel_sample():
     global reads
     poll()
     reads += 1
-    if reads % READS_EVERY == 0:
+    if reads % _READS_EVERY == 0:
         record("reads", "-", reads)
     if not trace_samples:
-        return REST
-    i = time.ticks_diff(time.ticks_ms(), trace_start) // SAMPLE_MS
+        return _REST
+    i = time.ticks_diff(time.ticks_ms(), trace_start) // _SAMPLE_MS
     i = i % trace_samples if trace_loop else min(i, trace_samples - 1)
     trace.seek(6 * i)
     return struct.unpack("<hhh", trace.read(6))
 
 
 # Exit status the harness reads as "the board reset itself" and restarts.
-RESET_EXIT = 75
+_RESET_EXIT = const(75)
 
 
 def reset():
     record("reset", "-", "1")
     import sys
-    sys.exit(RESET_EXIT)
+    sys.exit(_RESET_EXIT)
 
 
 _initial_state()
