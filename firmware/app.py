@@ -26,7 +26,6 @@ import protocol
 import sensor
 import version
 
-OUTBOX_PATH = "outbox.log"
 _BUTTON_MS = const(10)
 # Idle (no gesture in progress, no pre-alarm to cancel) the button task looks
 # this often: the press interrupt keeps what happens in between (button_task).
@@ -40,17 +39,22 @@ _SENSOR_FAILURES = const(50)
 _NTP_EVERY_MS = const(3600 * 1000)
 _HEAP_REPORT_MS = const(5000)
 _LOW_BATTERY_EVERY_MS = const(10 * 60 * 1000)
+# Held for the one moment it is needed: queuing an alarm on a heap with no
+# hole big enough for the record (App.carry_out). About three records' worth.
+_RESERVE = const(1024)
 
 
 class App:
     def __init__(self, cfg, boot):
+        # First, while the heap is still in one piece: a block that size.
+        self.reserve = bytearray(_RESERVE)
         self.cfg = cfg
         self.boot = boot
         self.seq = 0
         self.board = board.Board()
         self.player = feedback.Player(self.board.buzzer, self.board.vibration,
                                       self.board.led, cfg["silent"])
-        self.box = outbox.Outbox(OUTBOX_PATH, cfg["outbox_max"],
+        self.box = outbox.Outbox("outbox.log", cfg["outbox_max"],
                                  cfg["delivered_timeout_s"] * 1000)
         self.states = alarmstate.AlarmStates(cfg["prealarm_s"], self.new_id)
         self.session = alarmstate.Session(self.new_id)
@@ -66,7 +70,8 @@ class App:
         self.worn = True
         import sntp
         self.epoch = sntp.EPOCH_OFFSET  # unix seconds = time.time() + epoch
-        _forget(sntp)
+        del sntp
+        _forget("sntp")
         print("lonewatch %s: device %s boot %d, %d record(s) in the outbox"
               % (version.FW, cfg["device"], boot, len(self.box)))
 
@@ -86,20 +91,34 @@ class App:
         if now is None:
             now = time.ticks_ms()
         for action in actions:
-            if action[0] == "alarm":
-                _, rid, atype, cause = action
-                body = protocol.alarm(cfg["device"], rid, atype, now, cause=cause,
-                                      wall_time=self._wall(), battery_pct=self.battery_pct,
-                                      location=cfg["location"])
-                self.queue("alarm", body)
-            elif action[0] == "event":
-                _, rid, etype, cause, countdown = action
-                self.queue("event", protocol.event(
-                    cfg["device"], rid, etype, now, cause=cause, countdown_s=countdown,
-                    duration_s=cfg["session_s"] if etype == "session_start" else None,
-                    wall_time=self._wall(), battery_pct=self.battery_pct, location=cfg["location"]))
-            elif action[0] == "feedback":
-                self.player.play(action[1])
+            while True:
+                try:
+                    if action[0] == "alarm":
+                        _, rid, atype, cause = action
+                        body = protocol.alarm(cfg["device"], rid, atype, now, cause=cause,
+                                              wall_time=self._wall(), battery_pct=self.battery_pct,
+                                              location=cfg["location"])
+                        self.queue("alarm", body)
+                    elif action[0] == "event":
+                        _, rid, etype, cause, countdown = action
+                        self.queue("event", protocol.event(
+                            cfg["device"], rid, etype, now, cause=cause, countdown_s=countdown,
+                            duration_s=cfg["session_s"] if etype == "session_start" else None,
+                            wall_time=self._wall(), battery_pct=self.battery_pct,
+                            location=cfg["location"]))
+                    elif action[0] == "feedback":
+                        self.player.play(action[1])
+                    break
+                except MemoryError:
+                    # The record did not fit the torn heap. An alarm only in
+                    # RAM would die with the reset a failing task causes:
+                    # free the reserve, which leaves room for it, and write
+                    # it again.
+                    if self.reserve is None:
+                        raise
+                    self.reserve = None
+                    gc.collect()
+                    print("heap: reserve used")
 
     def queue(self, kind, body):
         # Flash first, then the network: the outbox write is the commitment.
@@ -146,13 +165,15 @@ class App:
         try:
             changes = commands.run(self, payload)
         finally:
-            _forget(commands)
+            del commands
+            _forget("commands")
         if changes is not None:
             import config
             try:
                 config.update(self, changes)
             finally:
-                _forget(config)
+                del config
+                _forget("config")
 
     # ---- measurements -----------------------------------------------------
 
@@ -189,7 +210,8 @@ class App:
         except OSError as e:
             print("ntp: %r" % (e,))
         finally:
-            _forget(sntp)
+            del sntp
+            _forget("sntp")
 
     # ---- tasks ------------------------------------------------------------
 
@@ -285,6 +307,11 @@ class App:
                 used = gc.mem_alloc()
                 self.heap_peak = max(self.heap_peak, used)
                 print("heap: used %d peak %d free %d" % (used, self.heap_peak, gc.mem_free()))
+                if self.reserve is None:
+                    try:
+                        self.reserve = bytearray(_RESERVE)
+                    except MemoryError:
+                        pass  # no block that size yet; the next report tries again
             await asyncio.sleep_ms(_SUPERVISOR_MS)
 
     async def run(self):
@@ -314,10 +341,12 @@ async def guarded(name, coro):
         machine.reset()
 
 
-def _forget(module):
+def _forget(name):
     # Code run at boot or on a rare command need not occupy the heap in
-    # between (modules are not frozen in flash).
-    del sys.modules[module.__name__]
+    # between (modules are not frozen in flash). The caller drops its own
+    # reference first: a local naming the module would keep it alive, and
+    # main()'s locals live as long as the device runs.
+    del sys.modules[name]
     gc.collect()
 
 
@@ -331,5 +360,6 @@ def main():
         badconfig.show_bad_config(str(e))
         return
     boot = config.next_boot()
-    _forget(config)
+    del config
+    _forget("config")
     asyncio.run(App(cfg, boot).run())

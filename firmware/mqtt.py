@@ -20,9 +20,10 @@ _DISCONNECT = const(0xE0)
 # - DNS (getaddrinfo) blocks the whole VM on the ESP32; configure the broker
 #   as an IP address on sites where DNS may be slow.
 # - lwIP can sit in a half-open connection for minutes after the AP drops,
-#   so the link is declared dead after KEEPALIVE_GRACE keepalive periods
-#   without any packet from the broker, not when TCP notices.
-KEEPALIVE_GRACE = 1.5
+#   so the link is declared dead after 1.5 keepalive periods without any
+#   packet from the broker, not when TCP notices. In integers: a float is
+#   a heap object.
+_GRACE_PERCENT = const(150)
 # Larger incoming packets are not allocated (about 100 KB heap): a PUBLISH
 # is read past in _SKIP_CHUNK pieces and acknowledged unseen, anything else
 # ends the session.
@@ -283,8 +284,8 @@ class Client:
         period_ms = self.keepalive_s * 1000
         while self.connected:
             await asyncio.sleep_ms(period_ms // 2)
-            if time.ticks_diff(time.ticks_ms(), self._last_rx) > period_ms * KEEPALIVE_GRACE:
-                print("mqtt: broker silent for %d s, dropping the link" % (period_ms * KEEPALIVE_GRACE // 1000))
+            if time.ticks_diff(time.ticks_ms(), self._last_rx) > period_ms * _GRACE_PERCENT // 100:
+                print("mqtt: broker silent for %d s, dropping the link" % (period_ms * _GRACE_PERCENT // 100000))
                 self.close()
                 return
             try:

@@ -33,8 +33,15 @@ HEARTBEAT = "heartbeat"
 COMPACT_BYTES = 8192
 
 
+def _crc(body, value=0):
+    try:
+        return crc32(body, value)  # MicroPython reads a str's bytes in place
+    except TypeError:  # CPython wants bytes
+        return crc32(body.encode(), value)
+
+
 def _line(body):
-    return "%08x %s\n" % (crc32(body.encode()) & 0xFFFFFFFF, body)
+    return "%08x %s\n" % (_crc(body) & 0xFFFFFFFF, body)
 
 
 def _parse(line):
@@ -46,13 +53,21 @@ def _parse(line):
         crc = int(line[:8], 16)
     except ValueError:
         return None
-    if crc32(body.encode()) & 0xFFFFFFFF != crc:
+    if _crc(body) & 0xFFFFFFFF != crc:
         return None
     return body
 
 
-def _added(key, kind, rid, uptime_ms, payload):
-    return "+%d %s %s %d %s" % (key, kind, rid, uptime_ms, payload)
+def _added(f, key, kind, rid, uptime_ms, payload):
+    """Write an added record's line in pieces; returns its length. The
+    payload, the record's one large piece, is never copied: on a heap torn
+    into small holes the copies a joined line needs may not fit, and this
+    write is what makes an alarm safe."""
+    head = "+%d %s %s %d " % (key, kind, rid, uptime_ms)
+    crc = "%08x " % (_crc(payload, _crc(head)) & 0xFFFFFFFF)
+    for piece in (crc, head, payload, "\n"):
+        f.write(piece)
+    return len(crc) + len(head) + len(payload) + 1
 
 
 def _from_line(body):
@@ -146,7 +161,8 @@ class Outbox:
         self.next_key += 1
         persisted = kind != HEARTBEAT
         if persisted:
-            self._append(_line(_added(key, kind, rid, uptime_ms, payload)))
+            with open(self.path, "a") as f:
+                self.log_bytes += _added(f, key, kind, rid, uptime_ms, payload)
         self.records.append([key, kind, rid, uptime_ms, payload, persisted, None])
         return key
 
@@ -211,8 +227,6 @@ class Outbox:
         with open(tmp, "w") as f:
             for r in self.records:
                 if r[5]:
-                    line = _line(_added(r[0], r[1], r[2], r[3], r[4]))
-                    f.write(line)
-                    size += len(line)
+                    size += _added(f, r[0], r[1], r[2], r[3], r[4])
         os.rename(tmp, self.path)
         self.log_bytes = size

@@ -29,43 +29,54 @@ _LED = const(1)
 _VIB = const(2)
 _BOTH = const(3)
 
-PATTERNS = {
+# Every pattern's steps in one bytes object, in the order of PATTERNS, each
+# run led by its number of steps: one allocation where a dict of bytes took
+# one per pattern and the dict's own table.
+PATTERNS = (
+    ALARM_QUEUED, DELIVERED, HELP_COMING, RESOLVED, PRE_ALARM, CANCELLED, CHECK_IN, SESSION_DUE,
+    "session_start", "session_extend", "session_end", "session", "overdue", NO_CONNECTION,
+    LOW_BATTERY, PING, BAD_CONFIG,
+)
+_STEPS = bytes([
     # long buzz + vibration: "your alarm is raised and saved"
-    ALARM_QUEUED: bytes([_HI, _BOTH, 80, _, 0, 20]),
+    2, _HI, _BOTH, 80, _, 0, 20,  # ALARM_QUEUED
     # two short pulses: "the desk has it"
-    DELIVERED: bytes([_, _BOTH, 15, _, 0, 15, _, _BOTH, 15, _, 0, 10]),
+    4, _, _BOTH, 15, _, 0, 15, _, _BOTH, 15, _, 0, 10,  # DELIVERED
     # three long pulses, rising tone: "help is coming"
-    HELP_COMING: bytes([_LO, _BOTH, 40, _, _LED, 20, _HI, _BOTH, 40, _, _LED, 20, _HI, _BOTH, 60, _, 0, 10]),
-    RESOLVED: bytes([_, _VIB, 30, _, 0, 10]),
+    6, _LO, _BOTH, 40, _, _LED, 20, _HI, _BOTH, 40, _, _LED, 20, _HI, _BOTH, 60, _, 0, 10,  # HELP_COMING
+    2, _, _VIB, 30, _, 0, 10,  # RESOLVED
     # urgent: beep + vibration twice a second until pressed or timed out
-    PRE_ALARM: bytes([_HI, _BOTH, 30, _, 0, 20]),
-    CANCELLED: bytes([_LO, _LED, 10, _, 0, 10]),
-    CHECK_IN: bytes([_, _BOTH, 10, _, 0, 10]),
-    SESSION_DUE: bytes([_, _VIB, 50, _, 0, 30, _, _VIB, 50, _, 0, 10]),
+    2, _HI, _BOTH, 30, _, 0, 20,  # PRE_ALARM
+    2, _LO, _LED, 10, _, 0, 10,  # CANCELLED
+    2, _, _BOTH, 10, _, 0, 10,  # CHECK_IN
+    4, _, _VIB, 50, _, 0, 30, _, _VIB, 50, _, 0, 10,  # SESSION_DUE
     # Lone-work sessions. A pattern named after an event is felt when that
     # event is queued; the names are the event types, which the firmware
     # holds anyway, so no name is added for them.
     # rising pair: "your lone work is registered"
-    "session_start": bytes([_LO, _BOTH, 15, _, 0, 10, _HI, _BOTH, 30, _, 0, 10]),
+    4, _LO, _BOTH, 15, _, 0, 10, _HI, _BOTH, 30, _, 0, 10,  # session_start
     # three quick pulses: "more time"
-    "session_extend": bytes([_HI, _BOTH, 10, _, 0, 8, _HI, _BOTH, 10, _, 0, 8, _HI, _BOTH, 10, _, 0, 10]),
+    6, _HI, _BOTH, 10, _, 0, 8, _HI, _BOTH, 10, _, 0, 8, _HI, _BOTH, 10, _, 0, 10,  # session_extend
     # falling pair: "checked out, nobody waits for you now"
-    "session_end": bytes([_HI, _BOTH, 30, _, 0, 10, _LO, _BOTH, 15, _, 0, 10]),
+    4, _HI, _BOTH, 30, _, 0, 10, _LO, _BOTH, 15, _, 0, 10,  # session_end
     # short then long, no sound: "the desk registered lone work for you"
-    "session": bytes([_, _VIB, 15, _, 0, 15, _, _VIB, 60, _, 0, 10]),
+    4, _, _VIB, 15, _, 0, 15, _, _VIB, 60, _, 0, 10,  # session
     # slow and low, until answered: "the desk is missing you, press"
-    "overdue": bytes([_LO, _BOTH, 60, _, 0, 20, _LO, _BOTH, 60, _, 0, 100]),
+    4, _LO, _BOTH, 60, _, 0, 20, _LO, _BOTH, 60, _, 0, 100,  # overdue
     # gentle and rare: a short LED blink every 3 s, no sound
-    NO_CONNECTION: bytes([_, _LED, 5, _, 0, 250, _, 0, 45]),
-    LOW_BATTERY: bytes([_LO, _LED, 8, _, 0, 12, _LO, _LED, 8, _, 0, 10]),
-    PING: bytes([_, _LED, 10, _, 0, 10]),
+    3, _, _LED, 5, _, 0, 250, _, 0, 45,  # NO_CONNECTION
+    4, _LO, _LED, 8, _, 0, 12, _LO, _LED, 8, _, 0, 10,  # LOW_BATTERY
+    2, _, _LED, 10, _, 0, 10,  # PING
     # fast LED blink and a chirp: the device will not run until fixed
-    BAD_CONFIG: bytes([_HI, _LED, 10, _, 0, 10, _, _LED, 10, _, 0, 70]),
-}
+    4, _HI, _LED, 10, _, 0, 10, _, _LED, 10, _, 0, 70,  # BAD_CONFIG
+])
 
 
 def steps(name, silent=False):
     """Yield (buzzer_hz, vibration, led, ms); silent mode drops the buzzer."""
-    p = PATTERNS[name]
-    for i in range(0, len(p), 3):
+    p = _STEPS
+    i = 0
+    for skip in range(PATTERNS.index(name)):
+        i += 1 + 3 * p[i]
+    for i in range(i + 1, i + 1 + 3 * p[i], 3):
         yield (0 if silent else _TONE_HZ[p[i]]), p[i + 1] >> 1, p[i + 1] & 1, p[i + 2] * 10

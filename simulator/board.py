@@ -26,7 +26,7 @@ from pathlib import Path
 
 from simulator.paths import FIRMWARE, MICROPYTHON, MPY_CROSS, VBOARD
 
-RESET_EXIT = 75  # vboard_core.RESET_EXIT: the board reset itself
+RESET_EXIT = 75  # vboard_core._RESET_EXIT: the board reset itself
 
 
 
@@ -69,10 +69,11 @@ def measure_vboard_heap(vboard_lib: Path, sensor="lis3dh") -> int:
         "import vboard_core, machine, network\n"
         "i2c = machine.I2C(0)\nw = network.WLAN(0)\n"
         "gc.collect()\nprint(gc.mem_alloc() - b)\n")
-    # With its control socket open, as in a run: the socket and its poll
-    # object are the board's too.
+    # With its control socket and outputs log open, as in a run: they, and
+    # the socket's poll object, are the board's too.
     out = subprocess.run([str(MICROPYTHON), "-c", script], capture_output=True, text=True,
                          env={"MICROPYPATH": "%s:.frozen" % vboard_lib, "LW_VBOARD_SENSOR": sensor,
+                              "LW_VBOARD_LOG": os.devnull,
                               "LW_VBOARD_PORT": str(_free_port(socket.SOCK_DGRAM))},
                          check=True)
     return int(out.stdout.split()[-1])

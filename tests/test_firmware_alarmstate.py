@@ -113,3 +113,10 @@ if sys.implementation.name == "cpython":
 
     def test_cases_pass_under_micropython(tmp_path):
         run_cases_under_micropython(__file__, tmp_path)
+
+
+def test_each_pattern_is_one_whole_run_of_the_steps_table(scratch):
+    # A miscounted run would shift every pattern after it.
+    runs = [list(patterns.steps(name)) for name in patterns.PATTERNS]
+    assert all(runs)
+    assert sum(1 + 3 * len(run) for run in runs) == len(patterns._STEPS)

@@ -4,6 +4,7 @@ order is kept across reboots, a full outbox drops heartbeats and events but
 never an alarm, and a torn last record (power cut mid-write) leaves it
 readable. Runs under CPython and, via the last test, under MicroPython."""
 
+import io
 import os
 import sys
 
@@ -26,6 +27,13 @@ def alarm_id(n):
 def add(box, kind, n):
     """Queue record n as App.queue does: its JSON, id and uptime."""
     return box.add(kind, payload(n), alarm_id(n), n)
+
+
+def record_line(kind, n):
+    """The whole line the outbox writes for record n."""
+    buf = io.StringIO()
+    outbox._added(buf, n, kind, alarm_id(n), n, payload(n))
+    return buf.getvalue()
 
 
 def drain(box):
@@ -155,7 +163,7 @@ def test_torn_last_record_from_a_power_cut_leaves_a_readable_outbox(scratch):
     with open(path) as f:
         good = f.read()
     with open(path, "w") as f:  # the third append was cut half-way
-        f.write(good + outbox._line(outbox._added(3, ALARM, alarm_id(3), 3, payload(3)))[:40])
+        f.write(good + record_line(ALARM, 3)[:40])
     again = outbox.Outbox(path)
     assert again.skipped == 1
     add(again, ALARM, 4)  # must not be glued onto the torn line

@@ -4,6 +4,7 @@ order, with alarm ids that stay unique across boots. A torn record from a
 cut mid-write leaves a readable outbox; a full outbox sheds events, never an
 alarm."""
 
+import io
 import json
 import sys
 import time
@@ -65,8 +66,9 @@ def test_torn_outbox_record_from_a_cut_mid_write_leaves_the_rest_deliverable(mos
     seed_outbox(dev, [old_alarm(1), old_alarm(2)])
     log = dev.flash / "outbox.log"
     alarm = old_alarm(3)[1]
-    torn = device_outbox._line(device_outbox._added(3, "alarm", alarm["id"], alarm["uptime_ms"],
-                                                    json.dumps(alarm)))
+    line = io.StringIO()
+    device_outbox._added(line, 3, "alarm", alarm["id"], alarm["uptime_ms"], json.dumps(alarm))
+    torn = line.getvalue()
     log.write_text(log.read_text() + torn[:len(torn) // 2])  # the cut came mid-append
     dev.start()
     dev.wait_console("outbox: skipped 1 torn/corrupt record")

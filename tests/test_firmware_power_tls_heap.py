@@ -3,12 +3,12 @@ runs it over plain MQTT: compiled modules, the heap granted to the firmware
 plus what the virtual board's own modules measure, against mosquitto's
 shipped TLS listener with the device's own credentials.
 
-It does not fit 96 KB yet. On this 64-bit VM the SSL context is 3168 B in
-one piece and a TLS socket about 640 B; with them the firmware keeps about
-87 KB live (82 KB over plain MQTT). At 96-100 KB an allocation of 184-520 B
-fails with 9-12 KB free: the heap is too fragmented, and the board resets
-again and again. 102 KB is the least that held this scenario, so it runs at
-104 KB and catches TLS growing past that. Objects are up to twice their
+On this 64-bit VM the SSL context is 3168 B in one piece and a TLS socket
+about 640 B; with them the firmware keeps about 81 KB live (77 KB over plain
+MQTT). When it kept 87 KB, an allocation of 184-520 B failed at 96-100 KB
+with 9-12 KB free (a fragmented heap, the board reset again and again) and
+102 KB was the least that held. It now passes at 96 KB too, but runs at
+104 KB until that has held longer, and catches TLS growing past that. Objects are up to twice their
 ESP32 size here, and mbedTLS's own buffers are not on this heap (on the
 ESP32 they come from ESP-IDF's)."""
 

@@ -42,7 +42,9 @@ class Chip:
             shift, bits = 6, 10
         lim = 1 << (bits - 1)
         for i, mg in enumerate(core.accel_sample()):
-            raw = clip(int(mg / mg_per_digit), -lim, lim - 1) << shift
+            # Truncated toward zero in integers: a float is a heap object here.
+            raw = mg // mg_per_digit if mg >= 0 else -(-mg // mg_per_digit)
+            raw = clip(raw, -lim, lim - 1) << shift
             raw &= 0xFFFF
             self.regs[_OUT_X_L + 2 * i] = raw & 0xFF
             self.regs[_OUT_X_L + 2 * i + 1] = raw >> 8

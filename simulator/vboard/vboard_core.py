@@ -19,7 +19,10 @@ import socket
 import struct
 import time
 
-SAMPLE_MS = 20  # the sensors' 50 Hz output data rate
+from micropython import const
+
+# Constants, not names: the board shares the firmware's table of names.
+_SAMPLE_MS = const(20)  # the sensors' 50 Hz output data rate
 
 inputs = {}      # gpio -> level, as wired (button pulled up = 1)
 irq = {}         # gpio -> (pin, handler, trigger) of machine.Pin.irq
@@ -28,7 +31,7 @@ wifi_in_range = True
 rssi = -55
 # The trace stays in its file and is read a sample at a time: the host VM's
 # heap stands for the device's, so the simulation keeps off it.
-REST = (0, -1000, 0)
+_REST = const((0, -1000, 0))
 trace = None  # open file
 trace_samples = 0
 trace_start = 0
@@ -37,7 +40,10 @@ wdt_deadline = None
 i2c_fault = "ok"
 
 _port = os.getenv("LW_VBOARD_PORT")
-_log_path = os.getenv("LW_VBOARD_LOG") or "vboard.log"
+# Open for the whole run: on the ESP32 a pin write allocates nothing, and
+# this fake of C code shares the firmware's heap, so a change costs no file
+# object and no formatted line there.
+_log = open(os.getenv("LW_VBOARD_LOG") or "vboard.log", "a")
 _sock = None
 _ready = select.poll()
 if _port:
@@ -66,8 +72,12 @@ def now_ms():
 
 
 def record(kind, gpio, *values):
-    with open(_log_path, "a") as f:
-        f.write("%d %s %s %s\n" % (now_ms(), kind, gpio, " ".join(str(v) for v in values)))
+    # Written in pieces (unbuffered: the host reads the log as it grows).
+    _log.write(str(now_ms()))
+    for v in (kind, gpio) + values:
+        _log.write(" ")
+        _log.write(v if type(v) is str else str(v))
+    _log.write("\n")
 
 
 def _command(words):
@@ -116,16 +126,21 @@ def poll():
         return
     # Look before reading: a recv with nothing there would cost a 512-byte
     # buffer and an exception, at every hardware access, on the heap the
-    # firmware's scenarios measure (and fragment).
-    while _ready.poll(0):
-        words = _sock.recv(512).decode().split()
-        if words:
-            _command(words)
+    # firmware's scenarios measure (and fragment). ipoll, not poll: poll
+    # builds a list at every look.
+    waiting = True
+    while waiting:
+        waiting = False
+        for ready in _ready.ipoll(0):
+            waiting = True
+            words = _sock.recv(512).decode().split()
+            if words:
+                _command(words)
 
 
-# Every READS_EVERY sensor reads the board logs the count, so the host can
+# Every _READS_EVERY sensor reads the board logs the count, so the host can
 # tell whether the firmware's 50 Hz loop keeps up.
-READS_EVERY = 250
+_READS_EVERY = const(250)
 reads = 0
 
 
@@ -134,24 +149,24 @@ def accel_sample():
     global reads
     poll()
     reads += 1
-    if reads % READS_EVERY == 0:
+    if reads % _READS_EVERY == 0:
         record("reads", "-", reads)
     if not trace_samples:
-        return REST
-    i = time.ticks_diff(time.ticks_ms(), trace_start) // SAMPLE_MS
+        return _REST
+    i = time.ticks_diff(time.ticks_ms(), trace_start) // _SAMPLE_MS
     i = i % trace_samples if trace_loop else min(i, trace_samples - 1)
     trace.seek(6 * i)
     return struct.unpack("<hhh", trace.read(6))
 
 
 # Exit status the harness reads as "the board reset itself" and restarts.
-RESET_EXIT = 75
+_RESET_EXIT = const(75)
 
 
 def reset():
     record("reset", "-", "1")
     import sys
-    sys.exit(RESET_EXIT)
+    sys.exit(_RESET_EXIT)
 
 
 _initial_state()
