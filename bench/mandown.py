@@ -454,6 +454,20 @@ def _continuous_job(job):
     return out
 
 
+def _cancelled_and_caught(alarms, falls, latencies):
+    """What a long run's false pre-alarms would have cost the wearer, and the
+    falls after it: `latencies` (s) of the `falls` that were caught."""
+    cancelled = sum(1 for a in alarms if a["moved"])
+    return {
+        "cancelled": cancelled,
+        "would_become_alarms": len(alarms) - cancelled,
+        "falls": falls,
+        "falls_detected": len(latencies),
+        "sensitivity": round(len(latencies) / falls, 4) if falls else None,
+        "median_latency_s": round(statistics.median(latencies), 2) if latencies else None,
+    }
+
+
 def _continuous_summary(results):
     hours = sum(r["samples"] for r in results) / sisfall.RATE_HZ / 3600.0
     alarms = [dict(a, subject=r["subject"]) for r in results for a in r["alarms"]]
@@ -474,7 +488,6 @@ def _continuous_summary(results):
     for s, h in sorted(subject_hours.items()):
         n = sum(1 for a in alarms if a["subject"] == s)
         by_subject[s] = {"false_prealarms": n, "hours": round(h, 2), "per_40h": per_40h(n, h)}
-    cancelled = sum(1 for a in alarms if a["moved"])
     latencies = [f["latency_s"] for f in hits]
     return {
         "orders": sorted({r["seed"] for r in results}),
@@ -488,12 +501,7 @@ def _continuous_summary(results):
         "false_by_subject": by_subject,
         "false_within_%ds_of_a_join" % NEAR_JOIN_S: sum(1 for a in alarms if a["into_s"] < NEAR_JOIN_S),
         "countdown_s": PREALARM_S,
-        "cancelled": cancelled,
-        "would_become_alarms": len(alarms) - cancelled,
-        "falls": len(falls),
-        "falls_detected": len(hits),
-        "sensitivity": round(len(hits) / len(falls), 4) if falls else None,
-        "median_latency_s": round(statistics.median(latencies), 2) if latencies else None,
+        **_cancelled_and_caught(alarms, len(falls), latencies),
         "falls_missed": sorted(f["file"] for f in falls if not f["detected"]),
         "prealarms_before_impact": sum(f["before_impact"] for f in falls),
         "false_prealarms_list": alarms,
@@ -572,7 +580,6 @@ def _shift_summary(results):
     for a in alarms:
         by_activity[a["segment"]] = by_activity.get(a["segment"], 0) + 1
         by_event[a["event"]] = by_event.get(a["event"], 0) + 1
-    cancelled = sum(1 for a in alarms if a["moved"])
     return {
         "wearers": len(results),
         "hours": round(hours, 2),
@@ -581,12 +588,7 @@ def _shift_summary(results):
         "false_by_wearer": {str(r["wearer"]): len(r["alarms"]) for r in results},
         "false_by_activity": dict(sorted(by_activity.items(), key=lambda kv: (-kv[1], kv[0]))),
         "false_by_event": dict(sorted(by_event.items())),
-        "cancelled": cancelled,
-        "would_become_alarms": len(alarms) - cancelled,
-        "falls": len(falls),
-        "falls_detected": len(hits),
-        "sensitivity": round(len(hits) / len(falls), 4) if falls else None,
-        "median_latency_s": round(statistics.median(hits), 2) if hits else None,
+        **_cancelled_and_caught(alarms, len(falls), hits),
         "false_prealarms_list": alarms,
     }
 

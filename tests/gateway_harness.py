@@ -90,6 +90,26 @@ async def running_gateway(config):
         await gateway.stop()
 
 
+@contextlib.asynccontextmanager
+async def desk_logged_in(gateway, password: str = "correct horse"):
+    """The desk's web app on `gateway`, and a client logged in to it as
+    `desk`, sending the Origin a browser sends."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from dashboard.app import make_app
+    from gateway.accounts import pbkdf2_hash
+
+    desk = TestClient(TestServer(make_app(gateway, {"desk": pbkdf2_hash(password, iterations=1000)})))
+    await desk.start_server()
+    try:
+        desk.session.headers["Origin"] = str(desk.make_url("")).rstrip("/")
+        response = await desk.post("/login", data={"name": "desk", "password": password}, allow_redirects=False)
+        assert response.status == 302, await response.text()
+        yield desk
+    finally:
+        await desk.close()
+
+
 async def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
     """Poll predicate() until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout

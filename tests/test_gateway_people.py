@@ -17,7 +17,7 @@ from gateway.channels import Notification
 from gateway.channels.mail import body, subject
 from gateway.incidents import Effects
 from gateway.store import Store
-from lonewatch.commands.demo import _workers_for
+from lonewatch.commands.demo import _prepare
 
 LONEWATCH = str(Path(sys.executable).parent / "lonewatch")
 
@@ -136,8 +136,8 @@ def test_desk_users_from_the_command_line(db):
 
 
 def test_the_demo_gives_each_simulated_device_a_worker_once(db):
-    _workers_for(db, ["sim-001", "sim-002"])
-    _workers_for(db, ["sim-001", "sim-002", "sim-003"])
+    _prepare(db, ["sim-001", "sim-002"])
+    _prepare(db, ["sim-001", "sim-002", "sim-003"])
     store = Store(db)
     assert [(w["device"], w["phone"][:12]) for w in store.list_workers()] == \
            [("sim-001", "+44 7700 900"), ("sim-002", "+44 7700 900"), ("sim-003", "+44 7700 900")]

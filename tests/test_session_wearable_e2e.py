@@ -15,16 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiohttp.test_utils import TestClient, TestServer
-
-from dashboard.app import make_app
-from gateway.accounts import pbkdf2_hash
 from firmware_harness import buzzer_tones
-from gateway_harness import make_config, running_gateway, wait_for
+from gateway_harness import desk_logged_in, make_config, running_gateway, wait_for
 from simulator.board import PINS
 from simulator.firmware_devices import FirmwareDevice
 
-PASSWORD = "correct horse"
 SESSIONS = {"check_interval_s": 0.2, "reminder_before_s": 6.0, "device_check_in_s": 12.0}
 SHORT_MS, LONG_MS, GAP_MS = 150, 1000, 300
 
@@ -65,15 +60,10 @@ async def test_a_session_started_by_gesture_is_reminded_checked_in_and_missed_th
     device = FirmwareDevice(tmp_path / "dev-1", "dev-1", "hq", ("127.0.0.1", mosquitto.port),
                             settings={"heartbeat_s": 5, "session_s": 600, "location": {"zone": "lab-3"}})
     config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-1"]}, sessions=SESSIONS)
-    async with running_gateway(config) as gateway:
+    async with running_gateway(config) as gateway, desk_logged_in(gateway) as desk:
         await gateway.add_worker("Ann Smith", "+44 7700 900123", "", "dev-1", "admin")
-        desk = TestClient(TestServer(make_app(gateway, {"desk": pbkdf2_hash(PASSWORD, iterations=1000)})))
-        await desk.start_server()
-        desk.session.headers["Origin"] = str(desk.make_url("")).rstrip("/")
         await asyncio.to_thread(device.start)
         try:
-            assert (await desk.post("/login", data={"name": "desk", "password": PASSWORD},
-                                    allow_redirects=False)).status == 302
             await console(device, "link: online", 0, 20)
 
             mark, since = device.board.mark(), time.time() * 1000
@@ -121,5 +111,4 @@ async def test_a_session_started_by_gesture_is_reminded_checked_in_and_missed_th
             await wait_for(lambda: 2700 in buzzer_tones(device.board, acked), timeout=5, what="help coming felt")
             assert "MemoryError" not in "\n".join(device.board.console)
         finally:
-            await desk.close()
             await asyncio.to_thread(device.stop)

@@ -10,14 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiohttp.test_utils import TestClient, TestServer
-
-from dashboard.app import make_app
-from gateway.accounts import pbkdf2_hash
-from gateway_harness import make_config, running_gateway, wait_for
+from gateway_harness import desk_logged_in, make_config, running_gateway, wait_for
 from simulator.firmware_devices import FirmwareDevice
-
-PASSWORD = "correct horse"
 
 
 async def felt(device: FirmwareDevice, state_line: str, since_ms: float, what: str) -> None:
@@ -29,14 +23,9 @@ async def test_panic_to_stand_down_through_gateway_and_desk(tmp_path, mosquitto)
     device = FirmwareDevice(tmp_path / "dev-1", "dev-1", "hq", ("127.0.0.1", mosquitto.port),
                             settings={"heartbeat_s": 5, "delivered_timeout_s": 5})
     config = make_config(tmp_path, mosquitto, devices={"registered": ["dev-1"]})
-    async with running_gateway(config) as gateway:
-        desk = TestClient(TestServer(make_app(gateway, {"desk": pbkdf2_hash(PASSWORD, iterations=1000)})))
-        await desk.start_server()
-        desk.session.headers["Origin"] = str(desk.make_url("")).rstrip("/")
+    async with running_gateway(config) as gateway, desk_logged_in(gateway) as desk:
         await asyncio.to_thread(device.start)
         try:
-            assert (await desk.post("/login", data={"name": "desk", "password": PASSWORD},
-                                    allow_redirects=False)).status == 302
             await asyncio.to_thread(device.board.wait_console, "link: online", 20)
 
             pressed = time.time() * 1000
@@ -60,5 +49,4 @@ async def test_panic_to_stand_down_through_gateway_and_desk(tmp_path, mosquitto)
             assert device.felt() == ["alarm_queued", "delivered", "help_coming", "resolved"]
             assert gateway.store.get_incident(incident["id"])["state"] == "resolved"
         finally:
-            await desk.close()
             await asyncio.to_thread(device.stop)
