@@ -281,6 +281,7 @@ class App:
             if self.battery_pct < self.cfg["low_battery_pct"] and (
                     last_low is None or time.ticks_diff(time.ticks_ms(), last_low) > _LOW_BATTERY_EVERY_MS):
                 last_low = time.ticks_ms()
+                print("battery: low, %d %% left" % self.battery_pct)
                 self.player.play(patterns.LOW_BATTERY)
             self.progress["heartbeat"] = time.ticks_ms()
             await asyncio.sleep_ms(self.cfg["heartbeat_s"] * 1000)

@@ -28,6 +28,7 @@ _FELT = (
     (re.compile(r"^queued event \S+ check_in$"), "check_in"),
     (re.compile(r"^cmd: session_due"), "session_due"),
     (re.compile(r"^cmd: ping"), "ping"),
+    (re.compile(r"^battery: low"), "low_battery"),
 )
 _SHORT_MS, _LONG_MS, _GAP_MS = 150, 1000, 300
 EMPTY_MV, FULL_MV = 3300, 4150  # the firmware's default battery_empty_mv, battery_full_mv
