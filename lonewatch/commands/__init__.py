@@ -28,6 +28,17 @@ def count(text: str) -> int:
     return n
 
 
+def mqtt_url(text: str) -> str:
+    """An MQTT URL as --broker takes it; refused by argparse with the reason."""
+    from contract.protocol import parse_mqtt_url
+
+    try:
+        parse_mqtt_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def run_until_stopped(coro, what: str) -> int:
     """Run a long-lived part until SIGINT/SIGTERM; a RuntimeError is a clear, final message."""
     try:

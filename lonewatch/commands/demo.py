@@ -10,7 +10,7 @@ import secrets
 import sys
 import tomllib
 
-from lonewatch.commands import count, port_number, run_until_stopped
+from lonewatch.commands import count, mqtt_url, port_number, run_until_stopped
 
 # Lone work in the demo is quick, so that someone trying lonewatch sees the
 # whole arrangement within a few minutes: workers who started a session on
@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--http-port", type=port_number, default=8080, help="dashboard port (default 8080)")
     parser.add_argument("--devices", type=count, default=3, help="simulated devices (default 3)")
     parser.add_argument("--db", default="lonewatch-demo.db", help="SQLite file (default lonewatch-demo.db)")
-    parser.add_argument("--broker", metavar="mqtt://HOST:PORT",
+    parser.add_argument("--broker", type=mqtt_url, metavar="mqtt://HOST:PORT",
                         help="use this external broker instead of the embedded one")
     parser.add_argument("--config", metavar="FILE", help="gateway TOML config to start from (optional)")
     parser.add_argument("--site", default="demo", help="site name of the simulated devices (default demo)")
@@ -35,7 +35,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from contract.protocol import parse_mqtt_url
     from gateway.accounts import hash_password
     from gateway.broker import EmbeddedBroker
     from gateway.config import ConfigError, load_config
@@ -44,11 +43,6 @@ def run(args) -> int:
 
     password = secrets.token_urlsafe(9)
     if args.broker:
-        try:
-            parse_mqtt_url(args.broker)
-        except ValueError as exc:
-            print(f"lonewatch demo: {exc}", file=sys.stderr)
-            return 2
         broker, mqtt_url = None, args.broker
     else:
         broker = EmbeddedBroker(args.mqtt_port)

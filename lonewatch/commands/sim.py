@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lonewatch.commands import count, port_number
+from lonewatch.commands import count, mqtt_url, port_number
 
 PROGRESS_EVERY_S = 1.0
 
@@ -31,7 +31,7 @@ def heap_size(text: str) -> int:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--broker", metavar="mqtt://HOST:PORT",
+    parser.add_argument("--broker", type=mqtt_url, metavar="mqtt://HOST:PORT",
                         help="join this broker as devices only (default: start an embedded broker and a gateway)")
     parser.add_argument("--mqtt-port", type=port_number, help="port of the embedded broker (default: a free one)")
     parser.add_argument("--devices", type=count, default=None,
@@ -78,13 +78,6 @@ def run(args) -> int:
     except sisfall.DatasetError as exc:
         print(f"lonewatch sim: --data: {exc}", file=sys.stderr)
         return 2
-    if args.broker:
-        from contract.protocol import parse_mqtt_url
-        try:
-            parse_mqtt_url(args.broker)
-        except ValueError as exc:
-            print(f"lonewatch sim: {exc}", file=sys.stderr)
-            return 2
     try:
         return asyncio.run(_main(args, scenario))
     except RuntimeError as exc:
