@@ -7,6 +7,7 @@ process where it is killed), real mosquitto, a real HTTP receiver."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 
@@ -56,7 +57,8 @@ class Receiver:
         return [(r["body"]["incident"]["id"], r["body"]["event"]) for r in self.received]
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
 
 def routing(receiver: Receiver, **hook) -> str:
@@ -75,13 +77,10 @@ def rows(db_path, table: str) -> list[dict]:
         conn.close()
 
 
-def notified(db_path) -> list[tuple[int, str]]:
-    return [(r["incident_id"], r["detail"]) for r in rows(db_path, "audit") if r["action"] == "notified"]
-
-
-async def test_a_delivery_pending_when_the_gateway_is_killed_is_delivered_after_the_restart(tmp_path, mosquitto):
-    receiver = Receiver(free_port())  # down: nothing listens there yet
-    db = tmp_path / "lonewatch.db"
+@contextlib.asynccontextmanager
+async def gateway_process(tmp_path, mosquitto, receiver: Receiver):
+    """A `lonewatch gateway` process that can be killed, routing to `receiver`,
+    and a device connected once it is ready; all three ended afterwards."""
     gateway = GatewayProcess(write_config(tmp_path, mosquitto, routing(receiver), devices=REGISTERED,
                                           dashboard={"port": free_port()}))
     gateway.start()
@@ -89,6 +88,22 @@ async def test_a_delivery_pending_when_the_gateway_is_killed_is_delivered_after_
     try:
         await gateway.ready()
         device = Device(mosquitto)
+        yield gateway, device
+    finally:
+        if device:
+            device.close()
+        gateway.stop()
+        await receiver.stop()
+
+
+def notified(db_path) -> list[tuple[int, str]]:
+    return [(r["incident_id"], r["detail"]) for r in rows(db_path, "audit") if r["action"] == "notified"]
+
+
+async def test_a_delivery_pending_when_the_gateway_is_killed_is_delivered_after_the_restart(tmp_path, mosquitto):
+    receiver = Receiver(free_port())  # down: nothing listens there yet
+    db = tmp_path / "lonewatch.db"
+    async with gateway_process(tmp_path, mosquitto, receiver) as (gateway, device):
         device.alarm("panic")
         await device.wait_command("delivered")
         [waiting] = await wait_for(lambda: rows(db, "deliveries"), what="the delivery pending")
@@ -102,11 +117,6 @@ async def test_a_delivery_pending_when_the_gateway_is_killed_is_delivered_after_
         assert receiver.answered() == [(waiting["incident_id"], "raised")]
         assert receiver.received[0]["delivery"] == waiting["delivery_id"]
         assert rows(db, "deliveries") == [] and rows(db, "dead_letters") == []
-    finally:
-        if device:
-            device.close()
-        gateway.stop()
-        await receiver.stop()
 
 
 async def test_a_receiver_holding_its_answer_when_the_gateway_is_killed_gets_it_again_once(tmp_path, mosquitto):
@@ -114,13 +124,7 @@ async def test_a_receiver_holding_its_answer_when_the_gateway_is_killed_gets_it_
     receiver.answer.clear()
     await receiver.start()
     db = tmp_path / "lonewatch.db"
-    gateway = GatewayProcess(write_config(tmp_path, mosquitto, routing(receiver), devices=REGISTERED,
-                                          dashboard={"port": free_port()}))
-    gateway.start()
-    device = None
-    try:
-        await gateway.ready()
-        device = Device(mosquitto)
+    async with gateway_process(tmp_path, mosquitto, receiver) as (gateway, device):
         device.alarm("panic")
         await receiver.arrived.wait()
         gateway.kill()  # the request is in the receiver's hands, not answered
@@ -134,11 +138,6 @@ async def test_a_receiver_holding_its_answer_when_the_gateway_is_killed_gets_it_
         assert first["delivery"] == again["delivery"] and first["body"] == again["body"]
         # Delivered and recorded in one transaction: nothing is left for a later tick to send.
         assert len(receiver.received) == 2 and rows(db, "deliveries") == []
-    finally:
-        if device:
-            device.close()
-        gateway.stop()
-        await receiver.stop()
 
 
 async def test_deliveries_in_flight_at_a_clean_stop_are_resumed_at_the_next_start(tmp_path, mosquitto):
@@ -178,7 +177,7 @@ async def test_a_dead_letter_put_back_is_delivered_by_the_running_gateway(tmp_pa
     config = make_config(tmp_path, mosquitto, routing(receiver), devices=REGISTERED)
     db = config.gateway.db
     try:
-        async with running_gateway(config) as gateway:
+        async with running_gateway(config):
             device = Device(mosquitto)
             device.alarm("panic")
             [letter] = await wait_for(lambda: rows(db, "dead_letters"), what="the dead letter")
