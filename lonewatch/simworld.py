@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import json
 import random
 import secrets
@@ -16,7 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -40,20 +43,38 @@ def _toml(tables: dict) -> str:
                    for name, table in tables.items())
 
 
+_claimed_ports: list = []  # lock files held for this process's life
+
+
 def _listening_port() -> int:
     """A free port for the broker or the gateway's desk, below Linux's
     ephemeral range (32768-60999). A port there, as bind(0) gives, may be
     taken by any outgoing connection of a busy machine between the choice
     and the bind, or between a gateway's kill and its restart; one below it
-    only by someone who chose the same number."""
+    only by someone who chose the same number. Simulators started together
+    (a test runs a score of them) would now and then choose the same one:
+    each claims its number with a lock on a file named after it, which the
+    others respect and the system drops when the process ends. The empty
+    file stays: removing it would let a third claim the number anew."""
     for _ in range(100):
         port = random.randrange(20000, 32768)
+        try:
+            claim = open(Path(tempfile.gettempdir()) / f"lonewatch-port-{port}.lock", "a")
+        except OSError:  # another user's claim file
+            continue
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            claim.close()
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
+                claim.close()
                 continue
-            return port
+        _claimed_ports.append(claim)
+        return port
     raise RuntimeError("no free port between 20000 and 32767 on 127.0.0.1")
 
 

@@ -56,6 +56,23 @@ def test_the_issue_s_scenarios_are_shipped():
         assert any(word in name for name in NAMES), word
 
 
+def test_simulators_started_together_never_choose_the_same_port():
+    # Two simulators whose random numbers agree, as a score of them started
+    # at once now and then do: the second is refused the first one's port
+    # while the first holds it, though it is not bound yet.
+    choose = ("import random, sys; from lonewatch import simworld; random.seed(7); "
+              "print(simworld._listening_port(), flush=True); sys.stdin.read()")
+    first = subprocess.Popen([sys.executable, "-c", choose], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        taken = first.stdout.readline()
+        second = subprocess.run([sys.executable, "-c", choose], input="", capture_output=True, text=True, timeout=30)
+        assert second.returncode == 0, second.stderr
+        assert int(second.stdout) != int(taken)
+    finally:
+        first.kill()
+        first.wait()
+
+
 @pytest.mark.parametrize("name", NAMES + [f"{name} --firmware" for name in FIRMWARE_NAMES])
 def test_shipped_scenario_passes_its_check(shipped_runs, name):
     code, out = shipped_runs[name]
