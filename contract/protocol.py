@@ -56,7 +56,7 @@ EVENT_TYPES = (
 # Location is shared when there is an alarm or a session changes, never all day.
 LOCATION_EVENT_TYPES = ("check_in", "session_start", "session_end", "session_extend")
 STATUS_STATES = ("online", "offline")
-COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due", "session")
+COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due", "session", "session_end")
 COMMANDS_WITH_REF = ("delivered", "help_coming", "resolved")
 
 # Reject reasons, counted by the gateway and named in its logs and metrics.

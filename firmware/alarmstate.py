@@ -102,8 +102,8 @@ class Session:
     and the gateway's commands, and prompts the wearer. After a reboot it
     knows of none until the next command.
 
-    off/active --start, extend, check-in gesture, `session`--> active
-    any --check-out gesture--> off
+    any --start, extend, check-in gesture, `session`--> active
+    any --check-out gesture, `session_end`--> off
     active --`session_due` N > 0 (reminder)--> due, deadline now + N s
     due --check-in gesture--> active
     due --the deadline passes--> pre_alarm          (missed: pre-alarm pattern)
@@ -117,8 +117,9 @@ class Session:
 
     A missed check-in never raises an alarm of its own: the gateway's comes
     at the deadline whatever the device's link or battery, and one from the
-    device would be the same news twice, or false if the desk checked in for
-    the wearer by phone."""
+    device would be the same news twice. The desk checking in for the wearer
+    (by phone, say) comes as `session`, its ending the session as
+    `session_end`: either stops a prompt the wearer need no longer answer."""
 
     def __init__(self, new_id):
         self.new_id = new_id
@@ -151,9 +152,12 @@ class Session:
         return self._go("off" if g == "session_end" else "active", g)
 
     def command(self, cmd, due_in_s, now):
-        """`session` (the desk registered or extended one) or `session_due`."""
+        """`session` (the desk registered, extended or checked in on one),
+        `session_end` (the desk ended it) or `session_due`."""
         if cmd == "session":
             self._go("active")
+        elif cmd == "session_end":
+            self._go("off")
         elif due_in_s:
             self.due = ticks_add(now, min(due_in_s * 1000, _LONGEST_MS))
             self._go("due")

@@ -10,7 +10,7 @@ from ticks import const
 # What a command may be. Anything else is refused with a reason, never an
 # exception: the link task that reads commands must outlive any payload.
 # Little code: it is loaded per command into a heap fragmented by then.
-COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due", "session")
+COMMANDS = ("delivered", "help_coming", "resolved", "ping", "config", "session_due", "session", "session_end")
 _WITH_REF = const(("delivered", "help_coming", "resolved"))
 _WITH_DUE = const(("session_due", "session"))
 # A command object holding `config` holding `mandown` or `location` is 3
@@ -126,8 +126,8 @@ def run(app, payload):
     elif name == "ping":
         app.send_heartbeat()
         app.player.play(name)
-    elif name in _WITH_DUE:
-        app.carry_out(app.session.command(name, cmd["due_in_s"], ticks_ms()))
+    elif name in _WITH_DUE or name == "session_end":
+        app.carry_out(app.session.command(name, cmd.get("due_in_s"), ticks_ms()))
     elif name == "config":
         return cmd["config"]
     return None

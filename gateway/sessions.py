@@ -75,7 +75,8 @@ def _changed(store: Store, effects: Effects, session_id: int) -> dict:
 
 
 def _tell_device(effects: Effects, session: dict, now: float) -> None:
-    """A session the desk registered or changed: the wearer feels it, and learns when it is due."""
+    """A session the desk registered, changed or checked in on: the wearer
+    feels it, and a prompt to check in that the desk has answered stops."""
     if session["device"]:
         effects.commands.append((session["site"], session["device"], "session",
                                  {"due_in_s": max(1, int(session["due_at"] - now))}))
@@ -141,7 +142,10 @@ def check_in(store: Store, effects: Effects, config: SessionsSection, session: d
     # The check-in's own row (who, when, the note) is its record: no audit entry
     # besides it, which the busiest lone-work message would pay for twice.
     store.add_check_in(session["id"], now, by, note)
-    return _changed(store, effects, session["id"])
+    updated = _changed(store, effects, session["id"])
+    if by != session["device"]:
+        _tell_device(effects, updated, now)
+    return updated
 
 
 def end(store: Store, effects: Effects, session: dict, now: float, by: str, how: str,
@@ -152,6 +156,9 @@ def end(store: Store, effects: Effects, session: dict, now: float, by: str, how:
         changes["location"] = location
     store.update_session(session["id"], **changes)
     store.audit(now, by, "session_ended", f"session {session['id']}: {how.replace('_', ' ')}")
+    if session["device"] and by != session["device"]:
+        # Or the wearable would go on prompting for a session that is over.
+        effects.commands.append((session["site"], session["device"], "session_end", {}))
     return _changed(store, effects, session["id"])
 
 

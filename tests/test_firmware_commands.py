@@ -32,6 +32,8 @@ def test_every_command_the_gateway_sends_is_accepted(scratch):
                     cmd(cmd="help_coming", ref="dev-001:12:7", by="desk"),
                     cmd(cmd="resolved", ref="dev-001:12:7"),
                     cmd(cmd="session_due", due_in_s=300),
+                    cmd(cmd="session", due_in_s=1800),
+                    cmd(cmd="session_end"),
                     cmd(cmd="config", config={"prealarm_s": 30, "location": {"zone": "lab-3"},
                                               "mandown": {"impact_g": 1.8}})):
         body, reason = parse_cmd(payload)

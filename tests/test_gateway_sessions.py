@@ -137,6 +137,20 @@ async def test_the_desk_checks_in_on_the_workers_behalf_extends_and_ends(tmp_pat
         assert [s["id"] for s in gateway.session_history(10)[0]] == [session["id"]]
 
 
+async def test_the_desk_checking_in_or_ending_tells_the_wearable(tmp_path, mosquitto):
+    async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED, sessions=FAST)) as gateway:
+        device = await connected_device(gateway, mosquitto)
+        session = await gateway.start_session(name="Cy Nkemelu", phone="0161 496 0000", place="cellar",
+                                              device="dev-001", duration_s=1800)
+        await device.wait_command("session")
+        checked = await gateway.check_in_session(session["id"], "dave", note="phoned: fine")
+        told = await device.wait_command("session")
+        assert abs(told.body["due_in_s"] - (checked["due_at"] - time.time())) < 2
+        await gateway.end_session(session["id"], "dave")
+        assert "due_in_s" not in (await device.wait_command("session_end")).body
+        device.close()
+
+
 async def test_a_session_without_a_device_runs_overdue_on_its_own(tmp_path, mosquitto):
     async with running_gateway(make_config(tmp_path, mosquitto, devices=REGISTERED, sessions=FAST)) as gateway:
         first = await gateway.start_session(name="Ann", phone="123 456", place="lab 1", duration_s=0.3)

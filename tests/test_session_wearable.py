@@ -115,6 +115,24 @@ def test_the_desk_extending_an_overdue_session_stops_the_pattern(scratch):
     assert s.tick(20) is None
 
 
+def test_the_desk_checking_in_for_the_wearer_stops_the_missed_prompt(scratch):
+    s = session()
+    s.command("session_due", 30, 1000)
+    assert s.tick(31000) == patterns.PRE_ALARM
+    assert s.command("session", 1800, 32000) == [("feedback", "session")]
+    assert s.tick(32020) is None and s.state == "active"
+
+
+def test_the_desk_ending_the_session_stops_every_prompt_and_is_felt_as_a_check_out(scratch):
+    for due_in_s in (30, 0):  # reminded, or already overdue
+        s = session()
+        s.update("session_start", IDLE)
+        s.command("session_due", due_in_s, 1000)
+        assert s.command("session_end", None, 2000) == [("feedback", "session_end")]
+        assert s.state == "off" and s.tick(600000) is None
+        assert s.update(gestures.PRESS, IDLE) == []  # nothing left to answer
+
+
 def test_help_for_an_alarm_the_gateway_raised_is_felt_without_changing_the_alarm_states(scratch):
     m = alarmstate.AlarmStates(20, lambda: "dev-001:4:1")
     assert m.command("help_coming", "incident-7") == [("feedback", "help_coming")]

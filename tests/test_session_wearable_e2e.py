@@ -4,7 +4,9 @@ desk's HTTP API and mosquitto: the wearer starts a session by gesture, the
 desk lists it, the reminder is felt, a check-in by gesture resets the timer,
 the next one is missed, the desk gets an alarm naming the worker and phone
 within 5 s of the deadline while the wearable plays the overdue pattern, the
-desk acknowledges and the wearable feels help coming.
+desk acknowledges and the wearable feels help coming; the desk checks in
+for the worker after a phone call and the overdue pattern stops; the desk
+ends the session and the wearable plays the check-out pattern.
 
 Short times through the gateway's [sessions] settings: the check-in timer
 (the amber timer) of a session started on the wearable is 12 s, reminded 6 s
@@ -46,6 +48,11 @@ def vibration_pulses(device: FirmwareDevice, since_ms: float) -> list[int]:
                 pulses.append(t - on)
                 on = None
     return pulses
+
+
+def falling_pair(tones: list[int]) -> bool:
+    """The check-out pattern, 2.7 then 1.8 kHz: help coming only rises, overdue stays low."""
+    return 1800 in tones and 2700 in tones[:tones.index(1800)]
 
 
 async def reminder_felt(device: FirmwareDevice, since_ms: float) -> None:
@@ -109,6 +116,22 @@ async def test_a_session_started_by_gesture_is_reminded_checked_in_and_missed_th
             await console(device, f"^cmd: help_coming incident-{incident['id']}$", mark)
             # help_coming rises to the high tone, which the overdue pattern under it never plays.
             await wait_for(lambda: 2700 in buzzer_tones(device.board, acked), timeout=5, what="help coming felt")
+
+            # The desk phones her: she is fine. Her wearable stops the overdue pattern.
+            mark = device.board.mark()
+            response = await desk.post(f"/api/sessions/{session['id']}/check-in", json={"note": "phoned: fine"})
+            assert response.status == 200, await response.text()
+            await console(device, "^cmd: session $", mark)
+            await console(device, "^session active$", mark)
+            # She has gone home without checking out: the desk ends the session,
+            # and the wearable plays the check-out pattern and prompts no more.
+            mark, ended = device.board.mark(), time.time() * 1000
+            response = await desk.post(f"/api/sessions/{session['id']}/end")
+            assert response.status == 200, await response.text()
+            await console(device, "^cmd: session_end $", mark)
+            await console(device, "^session off$", mark)
+            await wait_for(lambda: falling_pair(buzzer_tones(device.board, ended)), timeout=5,
+                           what="the check-out pattern's falling pair")
             assert "MemoryError" not in "\n".join(device.board.console)
         finally:
             await asyncio.to_thread(device.stop)
