@@ -65,6 +65,12 @@ def deadline(session: dict) -> float:
     return due
 
 
+def _battery(store: Store, device: str) -> int | None:
+    """The device's last reported charge: an alarm the gateway raises has no reading of its own."""
+    known = store.get_device(device) if device else None
+    return known["battery_pct"] if known else None
+
+
 def _where(session: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in (session.get("location") or {}).items()) or "none"
 
@@ -189,7 +195,7 @@ def _overdue(store: Store, effects: Effects, session: dict, now: float) -> None:
     device = session["device"] or f"session-{session['id']}"
     incident_id = raise_alarm(store, effects, site=session["site"], device=device, alarm_type="overdue",
                               cause=None, now=now, event_time=due, location=session["location"],
-                              summary=summary)
+                              battery_pct=_battery(store, session["device"]), summary=summary)
     store.link_session(incident_id, session["id"])
     store.update_session(session["id"], state="overdue", incident_id=incident_id,
                          overdue_at=session["overdue_at"] or due)
@@ -206,6 +212,6 @@ def contact_lost(store: Store, effects: Effects, site: str, device: str, now: fl
         return False
     incident_id = raise_alarm(store, effects, site=site, device=device, alarm_type="technical",
                               cause=LONE_WORK_LOST, now=now, location=session["location"],
-                              summary=LOST_SUMMARY.format(who=who(session), device=device, how=how))
+                              battery_pct=_battery(store, device), summary=LOST_SUMMARY.format(who=who(session), device=device, how=how))
     store.link_session(incident_id, session["id"])
     return True

@@ -27,12 +27,17 @@ from gateway import schema
 _OPEN_SESSION = "state IN (%s)" % ", ".join(f"'{state}'" for state in SESSION_OPEN_STATES)
 
 
-# Each incident with the worker who wore its device when it was raised.
+# Each incident with the worker who wore its device when it was raised, and
+# the lone-work session that raised it (who, phone, place: the session may
+# name someone the registry does not, and may have no device).
 _WORKER_THEN = """(SELECT worker_id FROM assignments a WHERE a.device = incidents.device
     AND a.assigned_at <= incidents.raised_at AND (a.ended_at IS NULL OR a.ended_at > incidents.raised_at)
     ORDER BY a.assigned_at DESC LIMIT 1)"""
+_SESSION_FIELDS = ("id", "worker", "phone", "place", "device", "state")
 _INCIDENTS = ("SELECT incidents.*, w.id AS worker__id, w.name AS worker__name, w.phone AS worker__phone,"
-              f" w.note AS worker__note FROM incidents LEFT JOIN workers w ON w.id = {_WORKER_THEN}")
+              " w.note AS worker__note, " + ", ".join(f"s.{key} AS session__{key}" for key in _SESSION_FIELDS)
+              + f" FROM incidents LEFT JOIN workers w ON w.id = {_WORKER_THEN}"
+              " LEFT JOIN sessions s ON s.id = incidents.session_id")
 _WORKER_FIELDS = ("id", "name", "phone", "note")
 
 
@@ -43,6 +48,8 @@ def _incident(row: dict | None) -> dict | None:
     row["location"] = json.loads(row["location"]) if row["location"] else None
     worker = {key: row.pop(f"worker__{key}", None) for key in _WORKER_FIELDS}
     row["worker"] = worker if worker["id"] is not None else None
+    session = {key: row.pop(f"session__{key}", None) for key in _SESSION_FIELDS}
+    row["session"] = session if session["id"] is not None else None
     return row
 
 

@@ -76,6 +76,20 @@ async def test_an_overdue_session_turns_red_without_a_reload(page, desk):  # noq
     await shot(page, "sessions-overdue.png")
 
 
+async def test_an_overdue_alarm_names_whom_the_session_names_even_without_a_device(page, desk):  # noqa: F811
+    # Typed in at the desk: nobody in the registry, no device to ask for a battery.
+    await log_in(page, desk.url)
+    session = await desk.gateway.start_session(name="Bob Jones", phone="0161 496 0000", place="cellar",
+                                               duration_s=1)
+    card = page.locator("#open .card", has_text="OVERDUE")
+    await card.wait_for(timeout=10_000)
+    text = await card.inner_text()
+    assert "Bob Jones" in text and "0161 496 0000" in text and "cellar" in text
+    assert "NO WORKER ASSIGNED" not in text and "Battery" not in text and f"session-{session['id']}" not in text
+    assert await card.locator("a.phone").get_attribute("href") == "tel:01614960000"
+    await shot(page, "overdue-card.png")
+
+
 @pytest.fixture
 async def minute_reminders(tmp_path, amqtt_broker):
     """A desk whose gateway reminds a session one minute before it is due."""

@@ -41,13 +41,13 @@ async def test_retention_purge_leaves_audit(tmp_path, mosquitto):
                                               duration_s=600, device="dev-001")
         await gateway.end_session(session["id"])
 
-        # Sent commands (delivered, resolved) go too: "resolved" names the operator.
+        # Sent commands (delivered, resolved; the session's start and end) go too: "resolved" names the operator.
         await wait_for(lambda: gateway.store.count_unsent_commands() == 0, what="commands acknowledged by the broker")
         assert await gateway.purge_expired(time.time()) == \
             {"heartbeats": 0, "messages": 0, "rejects": 0, "commands": 0, "incidents": 0, "sessions": 0,
              "check-in notes": 0, "session alarms": 0, "session alarm audits": 0}
         counts = await gateway.purge_expired(time.time() + 91 * DAY)
-        assert counts == {"heartbeats": 1, "messages": 1, "rejects": 0, "commands": 3, "incidents": 1, "sessions": 1,
+        assert counts == {"heartbeats": 1, "messages": 1, "rejects": 0, "commands": 4, "incidents": 1, "sessions": 1,
                           "check-in notes": 0, "session alarms": 0, "session alarm audits": 0}
 
         assert gateway.store.list_messages() == []
@@ -58,7 +58,7 @@ async def test_retention_purge_leaves_audit(tmp_path, mosquitto):
         assert (ended["worker"], ended["place"], ended["phone"]) == (None, None, None)
         audit = gateway.store.list_audit(action="retention_purge")
         assert len(audit) == 1 and audit[0]["actor"] == "gateway"
-        assert audit[0]["detail"] == ("older than 90 days: 1 messages, 0 rejects, 3 commands, 1 incidents, 1 sessions,"
+        assert audit[0]["detail"] == ("older than 90 days: 1 messages, 0 rejects, 4 commands, 1 incidents, 1 sessions,"
                                       " 0 check-in notes, 0 session alarms, 0 session alarm audits;"
                                       " heartbeats older than 14 days: 1")
         # The purged alarm id is still known: a very late resend stays a duplicate.

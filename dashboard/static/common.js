@@ -53,6 +53,7 @@ function resolutionLabel(i) {
 
 function place(i) {
   const parts = [i.site];
+  if (i.session && i.session.place) parts.push(i.session.place);
   if (i.location) for (const [k, v] of Object.entries(i.location)) parts.push(k + " " + v);
   return parts.join(" · ");
 }
@@ -60,9 +61,21 @@ function place(i) {
 // The worker beside the device: a name and a number to call, or a loud warning.
 function workerNodes(worker) {
   if (!worker) return [el("span", { class: "unassigned" }, "NO WORKER ASSIGNED — find out who wears this device")];
+  if (!worker.phone) return [el("strong", { class: "worker" }, worker.name), " (no phone given)"];
   return [el("strong", { class: "worker" }, worker.name), " ",
           el("a", { class: "phone", href: "tel:" + worker.phone.replace(/[^0-9+]/g, "") }, "☎ " + worker.phone)];
 }
+
+// Who to call about an incident. For one a lone-work session raised, the
+// person the session names: the desk may have typed in someone the registry
+// does not know, and the session may have no device. Else whoever wore the device.
+function personOf(i) {
+  const s = i.session;
+  return s && s.worker ? { name: s.worker, phone: s.phone || "", note: null } : i.worker;
+}
+
+// The device of an incident, or "none" for a session registered without one.
+function deviceOf(i) { return i.session && !i.session.device ? "none" : i.device; }
 
 async function api(path, options) {
   const r = await fetch(path, options);
