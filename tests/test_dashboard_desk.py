@@ -18,7 +18,7 @@ from dashboard.app import make_app
 from gateway import accounts, incidents, people
 from gateway.accounts import pbkdf2_hash
 from gateway.incidents import Effects
-from gateway_harness import Device, make_config, running_gateway
+from gateway_harness import Device, make_config, running_gateway, wait_for
 
 PASSWORD = "correct horse"
 ADMIN_PASSWORD = "admin battery staple"
@@ -304,6 +304,15 @@ async def test_the_csv_has_the_same_filters_local_times_and_no_formulas(desk):
     assert rows[1]["worker"] == "UNASSIGNED"
 
 
+async def test_the_csv_names_whom_a_lone_work_session_names(desk):
+    await log_in(desk)
+    await desk.gateway.start_session(name="Bob Jones", phone="0161 496 0000", place="cellar", duration_s=1)
+    await wait_for(desk.gateway.store.list_incidents, what="the overdue alarm")
+    response = await desk.get("/api/incidents.csv", params={"type": "overdue"})
+    rows = list(csv.DictReader(io.StringIO((await response.read()).decode("utf-8-sig"))))
+    assert [(r["worker"], r["phone"]) for r in rows] == [("Bob Jones", "0161 496 0000")]
+
+
 async def test_an_incident_page_has_its_timeline_and_messages(desk, amqtt_broker):
     await log_in(desk)
     device = Device(amqtt_broker, "dev-009")
@@ -329,7 +338,6 @@ async def test_devices_workers_and_enrolling_an_unknown_device(desk, amqtt_broke
     device = Device(amqtt_broker, "dev-stray")
     try:
         device.heartbeat(battery_pct=55)
-        from gateway_harness import wait_for
         await wait_for(lambda: desk.gateway.store.get_device("dev-stray"), what="device seen")
     finally:
         device.close()
