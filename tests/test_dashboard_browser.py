@@ -260,7 +260,7 @@ async def test_markup_in_names_is_shown_as_text(page, desk, amqtt_broker):
 
 
 async def test_the_phone_layout_has_no_sideways_scrolling(browser, desk, amqtt_broker):
-    desk.worker("Dmitri Alexandrovich Ivanov-Rimsky", "+44 7700 900456", "dev-a-rather-long-device-id")
+    dmitri = desk.worker("Dmitri Alexandrovich Ivanov-Rimsky", "+44 7700 900456", "dev-a-rather-long-device-id")
     context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = await context.new_page()
     try:
@@ -274,12 +274,18 @@ async def test_the_phone_layout_has_no_sideways_scrolling(browser, desk, amqtt_b
             device.close()
         await shot(page, "board-phone-390.png")
         [incident] = desk.gateway.open_incidents()
-        for path in ("/", "/devices", "/history", f"/incident/{incident['id']}"):
+        await desk.gateway.start_session(worker_id=dmitri["id"], place="basement plant room 2", duration_s=3600)
+        for path in ("/", "/devices", "/history", f"/incident/{incident['id']}", "/sessions"):
             if path != "/":
                 await page.goto(desk.url + path)
                 await page.wait_for_load_state("networkidle")
                 await shot(page, path.strip("/").split("/")[0] + "-phone-390.png")
                 assert "null" not in await page.inner_text("main"), path
+            # A row stacked into a card says what each of its values is (the table's head is hidden).
+            unlabelled = await page.evaluate("""[...document.querySelectorAll('main tbody td')]
+                .filter(td => !td.querySelector('button') && getComputedStyle(td, '::before').content === 'none')
+                .map(td => td.textContent)""")
+            assert unlabelled == [], (path, unlabelled)
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"], (path, width)
     finally:

@@ -57,14 +57,15 @@ function render() {
   open.sort((a, b) => (urgency(b, now) === "overdue") - (urgency(a, now) === "overdue") || a.due_at - b.due_at || a.id - b.id);
   const body = document.querySelector("#active tbody");
   body.replaceChildren(...open.map((s) => el("tr", { class: urgency(s, now), dataset: { session: s.id } },
-    el("td", {}, s.id),
-    el("td", {}, workerNodes(s.worker ? { name: s.worker, phone: s.phone || "" } : null)),
-    el("td", {}, whereAt(s), s.note ? el("div", { class: "quiet" }, s.note) : null),
-    el("td", {}, clock(s.started_at)),
-    el("td", {}, clock(s.due_at), s.check_in_s ? el("div", { class: "quiet" }, "check-in every " + Math.round(s.check_in_s / 60) + " min") : null),
-    el("td", { class: "left" }, timeLeft(s, now)),
-    el("td", {}, s.last_check_in ? clock(s.last_check_in) : "none"),
-    el("td", {}, s.device ? s.device + " · " + (s.device_state || "unknown") : "no device"),
+    // The labels head each cell where a narrow screen stacks a row into a card.
+    el("td", { "data-label": "#" }, s.id),
+    el("td", { "data-label": "Worker" }, workerNodes(s.worker ? { name: s.worker, phone: s.phone || "" } : null)),
+    el("td", { "data-label": "Place" }, whereAt(s), s.note ? el("div", { class: "quiet" }, s.note) : null),
+    el("td", { "data-label": "Started" }, clock(s.started_at)),
+    el("td", { "data-label": "Due" }, clock(s.due_at), s.check_in_s ? el("div", { class: "quiet" }, "check-in every " + Math.round(s.check_in_s / 60) + " min") : null),
+    el("td", { class: "left", "data-label": "Time left" }, timeLeft(s, now)),
+    el("td", { "data-label": "Last check-in" }, s.last_check_in ? clock(s.last_check_in) : "none"),
+    el("td", { "data-label": "Device" }, s.device ? s.device + " · " + (s.device_state || "unknown") : "no device"),
     el("td", {}, actions(s)))));
   document.getElementById("none-active").hidden = open.length > 0;
 }
@@ -82,10 +83,13 @@ async function loadActive() {
 async function loadEnded() {
   const rows = await api("/api/sessions?state=ended&per_page=50");
   document.querySelector("#ended tbody").replaceChildren(...rows.map((s) => el("tr", {},
-    el("td", {}, s.id), el("td", {}, s.worker || "(removed)", s.phone ? " · " + s.phone : ""), el("td", {}, whereAt(s)),
-    el("td", {}, when(s.started_at)), el("td", {}, when(s.ended_at)), el("td", {}, s.check_ins),
-    el("td", {}, s.overdue_at ? "yes, " + clock(s.overdue_at) : "no"),
-    el("td", {}, (s.ended_how || "").replaceAll("_", " ") + (s.ended_by ? " (" + s.ended_by + ")" : "")))));
+    el("td", { "data-label": "#" }, s.id),
+    el("td", { "data-label": "Worker" }, s.worker || "(removed)", s.phone ? " · " + s.phone : ""),
+    el("td", { "data-label": "Place" }, whereAt(s)),
+    el("td", { "data-label": "From" }, when(s.started_at)), el("td", { "data-label": "To" }, when(s.ended_at)),
+    el("td", { "data-label": "Check-ins" }, s.check_ins),
+    el("td", { "data-label": "Ran overdue" }, s.overdue_at ? "yes, " + clock(s.overdue_at) : "no"),
+    el("td", { "data-label": "How it ended" }, (s.ended_how || "").replaceAll("_", " ") + (s.ended_by ? " (" + s.ended_by + ")" : "")))));
 }
 
 async function loadWorkers() {
