@@ -212,6 +212,7 @@ def contact_lost(store: Store, effects: Effects, site: str, device: str, now: fl
         return False
     incident_id = raise_alarm(store, effects, site=site, device=device, alarm_type="technical",
                               cause=LONE_WORK_LOST, now=now, location=session["location"],
-                              battery_pct=_battery(store, device), summary=LOST_SUMMARY.format(who=who(session), device=device, how=how))
+                              battery_pct=_battery(store, device),
+                              summary=LOST_SUMMARY.format(who=who(session), device=device, how=how))
     store.link_session(incident_id, session["id"])
     return True

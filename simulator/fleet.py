@@ -589,14 +589,15 @@ class FleetDevice:
                 "battery_pct": self.battery, "outbox": len(self.box) if self.box is not None else None,
                 "working_alone": self.working_alone, "felt": [p for _, p in self.felt[-5:]]}
 
-    def goodbye(self) -> None:
+    def goodbye(self, say_offline: bool = True) -> None:
         """A clean switch-off: say offline (the desk must not think it is
         worn), then DISCONNECT so the broker keeps the Last Will to itself."""
         for timer in self._timers:
             timer.cancel()
         if self.client is not None and self.online:
-            self.client.publish(self.topic_base + "status",
-                                fw.protocol.encode(fw.protocol.status(self.device, "offline")), qos=0, retain=True)
+            if say_offline:
+                self.client.publish(self.topic_base + "status", fw.protocol.encode(
+                    fw.protocol.status(self.device, "offline")), qos=0, retain=True)
             self.client.disconnect()
         elif self.client is not None:
             self._drop_connection()
@@ -607,8 +608,12 @@ class Fleet:
 
     def __init__(self, mqtt_url: str, size: int = 0, site: str = "demo", seed: int | None = None,
                  heartbeat_s: float = 30.0, incident_every_s: float | None = 240.0, flash: str | None = None,
-                 name_format: str = "sim-{:03d}", lone_work: LoneWork | None = None, **config):
+                 name_format: str = "sim-{:03d}", lone_work: LoneWork | None = None,
+                 offline_at_stop: bool = True, **config):
         self.broker = contract.parse_mqtt_url(mqtt_url)
+        # False: the fleet's stop is the world pausing, not its wearers
+        # switching off; the devices leave without saying offline.
+        self.offline_at_stop = offline_at_stop
         self.site = site
         self.loop = NetLoop()
         self._own_flash = flash is None
@@ -740,7 +745,7 @@ class Fleet:
             self.running = False
             for device in self.devices:
                 device.powered = False
-                device.goodbye()
+                device.goodbye(self.offline_at_stop)
 
         def check_out():
             # The simulation ends and its wearers go home: those working alone

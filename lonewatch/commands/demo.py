@@ -47,8 +47,11 @@ def run(args) -> int:
     else:
         broker = EmbeddedBroker(args.mqtt_port)
         mqtt_url = broker.url
-    fleet = Fleet(mqtt_url, args.devices, site=args.site, seed=args.seed,
-                  lone_work=LoneWork(**LONE_WORK)) if args.devices else None
+    # Stopping the demo pauses its world: were its wearers to switch off, the
+    # gateway would still hear it and the next run would open with an
+    # offline alarm for each device.
+    fleet = Fleet(mqtt_url, args.devices, site=args.site, seed=args.seed, lone_work=LoneWork(**LONE_WORK),
+                  offline_at_stop=False) if args.devices else None
     try:
         config = _quick_reminders(load_config(args.config, db=args.db, mqtt_url=mqtt_url, http_port=args.http_port,
                                               operators={"desk": hash_password(password)},
