@@ -33,7 +33,7 @@ _OPEN_SESSION = "state IN (%s)" % ", ".join(f"'{state}'" for state in SESSION_OP
 _WORKER_THEN = """(SELECT worker_id FROM assignments a WHERE a.device = incidents.device
     AND a.assigned_at <= incidents.raised_at AND (a.ended_at IS NULL OR a.ended_at > incidents.raised_at)
     ORDER BY a.assigned_at DESC LIMIT 1)"""
-_SESSION_FIELDS = ("id", "worker", "phone", "place", "device", "state")
+_SESSION_FIELDS = ("id", "worker", "phone", "place", "device", "state", "due_at", "last_check_in")
 _INCIDENTS = ("SELECT incidents.*, w.id AS worker__id, w.name AS worker__name, w.phone AS worker__phone,"
               " w.note AS worker__note, " + ", ".join(f"s.{key} AS session__{key}" for key in _SESSION_FIELDS)
               + f" FROM incidents LEFT JOIN workers w ON w.id = {_WORKER_THEN}"

@@ -85,6 +85,7 @@ async def test_an_overdue_alarm_names_whom_the_session_names_even_without_a_devi
     await card.wait_for(timeout=10_000)
     text = await card.inner_text()
     assert "Bob Jones" in text and "0161 496 0000" in text and "cellar" in text
+    assert "Lone work due " in text and "last check-in none" in text
     assert "NO WORKER ASSIGNED" not in text and "Battery" not in text and f"session-{session['id']}" not in text
     assert await card.locator("a.phone").get_attribute("href") == "tel:01614960000"
     await shot(page, "overdue-card.png")

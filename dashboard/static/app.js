@@ -96,6 +96,8 @@ function card(i) {
       el("span", { class: "age", dataset: { since: i.raised_at } }, age(i.raised_at))),
     el("div", { class: "who" }, workerNodes(personOf(i))),
     personOf(i) && personOf(i).note ? el("div", { class: "note" }, "Note: " + personOf(i).note) : null,
+    i.session ? el("div", { class: "note" }, "Lone work due " + clock(i.session.due_at) + " · last check-in "
+      + (i.session.last_check_in ? clock(i.session.last_check_in) : "none")) : null,
     el("div", { class: "facts" },
       el("span", {}, "Device ", el("b", {}, deviceOf(i)), i.registered === false ? el("span", { class: "unassigned" }, " UNREGISTERED") : null),
       el("span", {}, place(i)),
