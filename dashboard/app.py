@@ -259,10 +259,7 @@ CSV_COLUMNS = ("id", "raised", "type", "cause", "priority", "state", "site", "de
 
 
 def _csv_row(i: dict) -> list[str]:
-    session = i.get("session") or {}
-    # The person a lone-work session named, as on the desk's board (common.js personOf).
-    worker = {"name": session["worker"], "phone": session["phone"] or ""} if session.get("worker") else (
-        i.get("worker") or {})
+    worker = i.get("worker") or {}
     location = ", ".join(f"{k} {v}" for k, v in (i.get("location") or {}).items())
     return [csv_cell(v) for v in (
         i["id"], local_time(i["raised_at"]), i["type"], i["cause"], i["priority"], i["state"], i["site"], i["device"],

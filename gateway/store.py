@@ -27,13 +27,14 @@ from gateway import schema
 _OPEN_SESSION = "state IN (%s)" % ", ".join(f"'{state}'" for state in SESSION_OPEN_STATES)
 
 
-# Each incident with the worker who wore its device when it was raised, and
-# the lone-work session that raised it (who, phone, place: the session may
-# name someone the registry does not, and may have no device).
+# Each incident with the worker to call, and the lone-work session that
+# raised it if one did. The worker is whoever wore its device when it was
+# raised, or the person that session names: the desk may have typed in
+# someone the registry does not know, and a session may have no device.
 _WORKER_THEN = """(SELECT worker_id FROM assignments a WHERE a.device = incidents.device
     AND a.assigned_at <= incidents.raised_at AND (a.ended_at IS NULL OR a.ended_at > incidents.raised_at)
     ORDER BY a.assigned_at DESC LIMIT 1)"""
-_SESSION_FIELDS = ("id", "worker", "phone", "place", "device", "state", "due_at", "last_check_in")
+_SESSION_FIELDS = ("id", "worker_id", "worker", "phone", "place", "device", "state", "due_at", "last_check_in")
 _INCIDENTS = ("SELECT incidents.*, w.id AS worker__id, w.name AS worker__name, w.phone AS worker__phone,"
               " w.note AS worker__note, " + ", ".join(f"s.{key} AS session__{key}" for key in _SESSION_FIELDS)
               + f" FROM incidents LEFT JOIN workers w ON w.id = {_WORKER_THEN}"
@@ -50,6 +51,9 @@ def _incident(row: dict | None) -> dict | None:
     row["worker"] = worker if worker["id"] is not None else None
     session = {key: row.pop(f"session__{key}", None) for key in _SESSION_FIELDS}
     row["session"] = session if session["id"] is not None else None
+    if session["worker"] and (worker["id"] is None or worker["id"] != session["worker_id"]):
+        row["worker"] = {"id": session["worker_id"], "name": session["worker"], "phone": session["phone"] or "",
+                         "note": None}
     return row
 
 

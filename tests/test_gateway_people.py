@@ -1,6 +1,7 @@
 """Workers, the devices they wear over time, and desk users, as a site sets
 them up with `lonewatch worker` and `lonewatch user`: an incident names the
-worker who wore the device when it was raised, and so do mail and webhooks."""
+worker who wore the device when it was raised (or whom the lone-work session
+that raised it names), and so do mail and webhooks."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway import accounts, incidents, people
+from gateway import accounts, incidents, people, sessions
 from gateway.channels import Notification
 from gateway.channels.mail import body, subject
+from gateway.config import SessionsSection
 from gateway.incidents import Effects
 from gateway.store import Store
 from lonewatch.commands.demo import _prepare
@@ -108,6 +110,21 @@ def test_mail_and_webhooks_name_the_worker_or_say_nobody_is_assigned(db):
     hook = json.loads(n.to_json())["incident"]["worker"]
     assert (hook["name"], hook["phone"]) == ("Ann Smith", "+44 7700 900123")
     assert json.loads(alone.to_json())["incident"]["worker"] is None
+
+
+def test_mail_for_an_overdue_session_names_whom_the_session_names(db):
+    # Typed in at the desk: nobody in the registry, and no device.
+    store = Store(db)
+    now = time.time()
+    with store.transaction():
+        sessions.start(store, Effects(), device="", site="hq", now=now - 60, ends_at=now - 1, check_in_s=None,
+                       source="desk", actor="dave", worker="Bob Jones", phone="0161 496 0000", place="cellar")
+        sessions.check_due(store, Effects(), SessionsSection(), now)
+    [incident] = store.list_incidents()
+    store.close()
+    n = Notification("d3", "raised", 0, incident, now)
+    assert subject(n).startswith("[lonewatch] OVERDUE Bob Jones (")
+    assert "Worker:   Bob Jones, phone 0161 496 0000" in body(n)
 
 
 def test_desk_users_from_the_command_line(db):

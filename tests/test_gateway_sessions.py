@@ -48,7 +48,8 @@ async def test_a_registered_session_that_runs_overdue_raises_an_alarm_saying_who
                                               "did not check out by the expected end")
         assert "last check-in none" in incident["summary"]
         # Whom to call and where, as the desk's board shows them; the charge is the device's last heartbeat's.
-        assert incident["session"] == {"id": session["id"], "worker": "Ann Smith", "phone": "+44 7700 900123",
+        assert incident["session"] == {"id": session["id"], "worker_id": ann["id"], "worker": "Ann Smith",
+                                       "phone": "+44 7700 900123",
                                        "place": "boiler room", "device": "dev-001", "state": "overdue",
                                        "due_at": session["due_at"], "last_check_in": None}
         assert incident["battery_pct"] == 80

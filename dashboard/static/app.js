@@ -89,13 +89,13 @@ function card(i) {
   const acked = i.acknowledged_by ? "acknowledged by " + i.acknowledged_by + " at " + clock(i.acknowledged_at) : "NOT ACKNOWLEDGED";
   const li = el("li", {
     class: ["card", i.state, person ? "person" : "technical", ringing ? "ringing" : "", i.id === selected ? "selected" : ""].join(" "),
-    tabindex: "0", dataset: { id: i.id }, "aria-label": label(i, vocabulary) + ", " + (personOf(i) ? personOf(i).name : "no worker assigned"),
+    tabindex: "0", dataset: { id: i.id }, "aria-label": label(i, vocabulary) + ", " + (i.worker ? i.worker.name : "no worker assigned"),
     onfocus: () => { selected = i.id; },
   },
     el("div", { class: "what" }, el("span", { class: "type" }, label(i, vocabulary)),
       el("span", { class: "age", dataset: { since: i.raised_at } }, age(i.raised_at))),
-    el("div", { class: "who" }, workerNodes(personOf(i))),
-    personOf(i) && personOf(i).note ? el("div", { class: "note" }, "Note: " + personOf(i).note) : null,
+    el("div", { class: "who" }, workerNodes(i.worker)),
+    i.worker && i.worker.note ? el("div", { class: "note" }, "Note: " + i.worker.note) : null,
     i.session ? el("div", { class: "note" }, "Lone work due " + clock(i.session.due_at) + " · last check-in "
       + (i.session.last_check_in ? clock(i.session.last_check_in) : "none")) : null,
     el("div", { class: "facts" },
@@ -128,7 +128,7 @@ function render() {
   const closed = [...incidents.values()].filter(i => i.state === "resolved").sort((a, b) => b.id - a.id).slice(0, 20);
   document.querySelector("#closed tbody").replaceChildren(...closed.map(i => el("tr", {},
     el("td", {}, el("a", { href: "/incident/" + i.id }, "#" + i.id)), el("td", {}, when(i.raised_at)),
-    el("td", {}, label(i, vocabulary)), el("td", {}, personOf(i) ? personOf(i).name : "—"), el("td", {}, deviceOf(i)),
+    el("td", {}, label(i, vocabulary)), el("td", {}, i.worker ? i.worker.name : "—"), el("td", {}, deviceOf(i)),
     el("td", {}, when(i.resolved_at) + " by " + (i.resolved_by || "")),
     el("td", {}, vocabulary.resolutions[i.resolution] || i.resolution || ""))));
   document.title = (unacked ? "⚠ " : "") + "(" + open.length + ") lonewatch — alarms";
@@ -141,7 +141,7 @@ function tickAges() {
 
 function announce(i) {
   document.getElementById("announce").textContent = "New alarm: " + label(i, vocabulary) + ", " +
-    (personOf(i) ? personOf(i).name + ", phone " + (personOf(i).phone || "not given") : "no worker assigned") + ", device " + deviceOf(i) + ", " + place(i);
+    (i.worker ? i.worker.name + ", phone " + (i.worker.phone || "not given") : "no worker assigned") + ", device " + deviceOf(i) + ", " + place(i);
 }
 
 // ---- actions -------------------------------------------------------------------

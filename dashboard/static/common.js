@@ -66,14 +66,6 @@ function workerNodes(worker) {
           el("a", { class: "phone", href: "tel:" + worker.phone.replace(/[^0-9+]/g, "") }, "☎ " + worker.phone)];
 }
 
-// Who to call about an incident. For one a lone-work session raised, the
-// person the session names: the desk may have typed in someone the registry
-// does not know, and the session may have no device. Else whoever wore the device.
-function personOf(i) {
-  const s = i.session;
-  return s && s.worker ? { name: s.worker, phone: s.phone || "", note: null } : i.worker;
-}
-
 // The device of an incident, or "none" for a session registered without one.
 function deviceOf(i) { return i.session && !i.session.device ? "none" : i.device; }
 

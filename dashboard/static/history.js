@@ -25,7 +25,7 @@ async function load() {
   document.querySelector("#history tbody").replaceChildren(...data.map(i => el("tr", {},
     el("td", { "data-label": "#" }, el("a", { href: "/incident/" + i.id }, "#" + i.id)),
     el("td", { "data-label": "Raised" }, when(i.raised_at)), el("td", { "data-label": "Type" }, label(i, vocab)),
-    el("td", { "data-label": "Worker" }, workerNodes(personOf(i))), el("td", { "data-label": "Device" }, deviceOf(i)),
+    el("td", { "data-label": "Worker" }, workerNodes(i.worker)), el("td", { "data-label": "Device" }, deviceOf(i)),
     el("td", { "data-label": "Where" }, place(i)), el("td", { "data-label": "State" }, i.state),
     el("td", { "data-label": "Resolution" }, resolutionLabel(i)))));
   const last = Math.max(1, Math.ceil(total / PER_PAGE));

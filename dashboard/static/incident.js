@@ -11,7 +11,7 @@ Promise.all([api("/api/incidents/" + id), loadVocabulary()]).then(([{ incident: 
   document.title = "lonewatch — incident #" + i.id;
   // replaceChildren would write a missing part out as the text "null".
   document.getElementById("summary").replaceChildren(...[
-    el("div", { class: "who" }, workerNodes(personOf(i))),
+    el("div", { class: "who" }, workerNodes(i.worker)),
     el("div", { class: "facts" }, el("span", {}, "Device ", el("b", {}, deviceOf(i))), el("span", {}, place(i)),
       el("span", {}, "priority " + i.priority), el("span", {}, i.alarm_count + " alarm(s)")),
     i.resolution ? el("div", {}, "Resolved: " + resolutionLabel(i)) : null,
