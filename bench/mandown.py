@@ -367,9 +367,9 @@ class _Stream:
         self.add(rec.activity, self.load(rec))
         return ENDS.get(rec.activity, STAND)
 
-    def segment_of(self, index):
-        k = bisect.bisect_right(self.starts, index) - 1
-        return self.labels[k], (index - self.starts[k]) / sisfall.RATE_HZ
+    def segments(self):
+        ends = self.starts[1:] + [len(self.samples)]
+        return ((label, self.samples[a:b]) for label, a, b in zip(self.labels, self.starts, ends))
 
 
 def _press_at(samples, start, seconds, still_mg):
@@ -392,26 +392,73 @@ def _press_at(samples, start, seconds, still_mg):
     return None
 
 
-def _play(detector, samples, still_mg):
-    """Feeds the whole stream as the firmware does: a pre-alarm counts down
-    PREALARM_S, during which the detector's further events change nothing;
-    the wearer's cancelling press resets the detector (firmware/app.py). A
-    pre-alarm nobody cancels becomes an alarm, and the detector re-arms by
-    itself once the wearer is up and moving. Returns (sample index, event
-    code, press index or None) of every pre-alarm."""
+def _play(detector, samples, still_mg, start=0, stop=None, countdown=(-1, -1)):
+    """Feeds samples[start:stop] (by default all) as the firmware does: a
+    pre-alarm counts down PREALARM_S, during which the detector's further
+    events change nothing; the wearer's cancelling press resets the detector
+    (firmware/app.py). A pre-alarm nobody cancels becomes an alarm, and the
+    detector re-arms by itself once the wearer is up and moving. Returns
+    (sample index, event code, press index or None) of every pre-alarm, and
+    the countdown (press index, counting until) to go on with."""
     feed = detector.feed
     fired = []
-    press = counting_until = -1
-    for i, (x, y, z) in enumerate(samples):
+    press, counting_until = countdown
+    for i in range(start, len(samples) if stop is None else stop):
+        x, y, z = samples[i]
         event = feed(x, y, z)
         if i == press:
             detector.reset()
         if event in ALARMS and i >= counting_until:
             press = _press_at(samples, i + 1, PREALARM_S, still_mg)
             fired.append((i, event, press))
-            counting_until = press if press is not None else i + PREALARM_S * sisfall.RATE_HZ
-            press = -1 if press is None else press
-    return fired
+            if press is None:
+                press, counting_until = -1, i + PREALARM_S * sisfall.RATE_HZ
+            else:
+                counting_until = press
+    return fired, (press, counting_until)
+
+
+# What a piece of a long stream keeps of the next one: the countdown that a
+# pre-alarm near its end starts, and a block to measure the wearer's press
+# against (_press_at).
+_LOOKAHEAD = PREALARM_S * sisfall.RATE_HZ + mandown.BLOCK
+
+
+def _play_stream(detector, segments, still_mg, piece_samples):
+    """_play over a stream of (name, samples) segments too long to hold at
+    once, about piece_samples at a time: a pre-alarm near the end of a piece
+    is counted, cancelled and reset as in one go. Returns (stream index,
+    event code, press or None, segment name, seconds into it) of every
+    pre-alarm, and the stream's length."""
+    samples, names, starts = [], [], []
+    offset = begin = 0  # the stream index of samples[0]; the first sample not played
+    countdown = (-1, -1)
+    out = []
+
+    def play(stop):
+        nonlocal countdown
+        fired, countdown = _play(detector, samples, still_mg, begin, stop, countdown)
+        for at, code, press in fired:
+            k = bisect.bisect_right(starts, at) - 1
+            out.append((offset + at, code, None if press is None else offset + press, names[k],
+                        (at - starts[k]) / sisfall.RATE_HZ))
+
+    for name, segment in segments:
+        starts.append(len(samples))
+        names.append(name)
+        samples.extend(segment)
+        if len(samples) - begin >= piece_samples + _LOOKAHEAD:
+            stop = len(samples) - _LOOKAHEAD
+            play(stop)
+            cut = stop - mandown.BLOCK
+            k = bisect.bisect_right(starts, cut) - 1
+            names, starts = names[k:], [s - cut for s in starts[k:]]
+            samples = samples[cut:]
+            offset += cut
+            begin = stop - cut
+            countdown = (countdown[0] - cut, countdown[1] - cut)
+    play(len(samples))
+    return out, offset + len(samples)
 
 
 def _continuous_job(job):
@@ -433,8 +480,8 @@ def _continuous_job(job):
             posture = stream.activity(posture, rec)
         detector = mandown.Detector(config)
         alarms = []
-        for at, code, press in _play(detector, stream.samples, still_mg):
-            label, into = stream.segment_of(at)
+        fired, _ = _play_stream(detector, stream.segments(), still_mg, len(stream.samples))
+        for at, code, press, label, into in fired:
             alarms.append({"event": mandown.NAMES[code], "segment": label, "into_s": round(into, 1),
                            "at_s": round(at / sisfall.RATE_HZ, 1), "moved": press is not None})
         result = {"subject": subject, "seed": seed, "samples": len(stream.samples),
@@ -444,7 +491,7 @@ def _continuous_job(job):
             prefix.activity(posture, rec)
             begin = prefix.starts[-1]
             peak = begin + _peak_index(prefix.samples[begin:])
-            fired = _play(copy.deepcopy(detector), prefix.samples, still_mg)
+            fired, _ = _play(copy.deepcopy(detector), prefix.samples, still_mg)
             after = [at for at, _, _ in fired if at >= peak]
             result["falls"].append({
                 "file": rec.file, "activity": rec.activity, "detected": bool(after),
@@ -454,11 +501,27 @@ def _continuous_job(job):
     return out
 
 
-def _cancelled_and_caught(alarms, falls, latencies):
-    """What a long run's false pre-alarms would have cost the wearer, and the
-    falls after it: `latencies` (s) of the `falls` that were caught."""
+def _per_40h(n, hours):
+    return round(n * HOURS_PER_SHIFT / hours, 2) if hours else None
+
+
+def _long_run(samples, alarms, falls, latencies):
+    """The figures a long run shares, continuous or synthetic: its false
+    pre-alarms in `samples` of wear, by activity and event, what they would
+    have cost the wearer, and the falls after it: `latencies` (s) of the
+    `falls` that were caught."""
+    hours = samples / sisfall.RATE_HZ / 3600.0
+    by_activity, by_event = {}, {}
+    for a in alarms:
+        by_activity[a["segment"]] = by_activity.get(a["segment"], 0) + 1
+        by_event[a["event"]] = by_event.get(a["event"], 0) + 1
     cancelled = sum(1 for a in alarms if a["moved"])
     return {
+        "hours": round(hours, 2),
+        "false_prealarms": len(alarms),
+        "false_per_40h": _per_40h(len(alarms), hours),
+        "false_by_activity": dict(sorted(by_activity.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "false_by_event": dict(sorted(by_event.items())),
         "cancelled": cancelled,
         "would_become_alarms": len(alarms) - cancelled,
         "falls": falls,
@@ -469,43 +532,34 @@ def _cancelled_and_caught(alarms, falls, latencies):
 
 
 def _continuous_summary(results):
-    hours = sum(r["samples"] for r in results) / sisfall.RATE_HZ / 3600.0
     alarms = [dict(a, subject=r["subject"]) for r in results for a in r["alarms"]]
     falls = [f for r in results for f in r["falls"]]
     hits = [f for f in falls if f["detected"]]
-
-    def per_40h(n, h):
-        return round(n * HOURS_PER_SHIFT / h, 2) if h else None
-
-    by_segment, by_subject, by_seed = {}, {}, {}
-    for a in alarms:
-        key = a["segment"]
-        by_segment[key] = by_segment.get(key, 0) + 1
+    by_subject, by_seed = {}, {}
     subject_hours = {}
     for r in results:
         subject_hours[r["subject"]] = subject_hours.get(r["subject"], 0) + r["samples"] / sisfall.RATE_HZ / 3600.0
         by_seed[str(r["seed"])] = by_seed.get(str(r["seed"]), 0) + len(r["alarms"])
     for s, h in sorted(subject_hours.items()):
         n = sum(1 for a in alarms if a["subject"] == s)
-        by_subject[s] = {"false_prealarms": n, "hours": round(h, 2), "per_40h": per_40h(n, h)}
-    latencies = [f["latency_s"] for f in hits]
+        by_subject[s] = {"false_prealarms": n, "hours": round(h, 2), "per_40h": _per_40h(n, h)}
     return {
         "orders": sorted({r["seed"] for r in results}),
-        "hours": round(hours, 2),
-        "false_prealarms": len(alarms),
-        "false_per_40h": per_40h(len(alarms), hours),
+        **_long_run(sum(r["samples"] for r in results), alarms, len(falls), [f["latency_s"] for f in hits]),
         "false_prealarms_by_order": by_seed,
-        "false_by_event": {n: sum(1 for a in alarms if a["event"] == n)
-                           for n in sorted({a["event"] for a in alarms})},
-        "false_by_activity": dict(sorted(by_segment.items(), key=lambda kv: (-kv[1], kv[0]))),
         "false_by_subject": by_subject,
         "false_within_%ds_of_a_join" % NEAR_JOIN_S: sum(1 for a in alarms if a["into_s"] < NEAR_JOIN_S),
         "countdown_s": PREALARM_S,
-        **_cancelled_and_caught(alarms, len(falls), latencies),
         "falls_missed": sorted(f["file"] for f in falls if not f["detected"]),
         "prealarms_before_impact": sum(f["before_impact"] for f in falls),
         "false_prealarms_list": alarms,
     }
+
+
+def _print_breakdown(c, out):
+    if c["false_by_activity"]:
+        out.write("  by activity: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_activity"].items()))
+        out.write("  by event: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_event"].items()))
 
 
 def _print_continuous(c, out):
@@ -517,9 +571,7 @@ def _print_continuous(c, out):
                  c["false_within_%ds_of_a_join" % NEAR_JOIN_S], NEAR_JOIN_S))
     out.write("  under the %d s countdown: %d cancelled (wearer moving), %d would become alarms"
               " (wearer still throughout)\n" % (c["countdown_s"], c["cancelled"], c["would_become_alarms"]))
-    if c["false_by_activity"]:
-        out.write("  by activity: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_activity"].items()))
-        out.write("  by event: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_event"].items()))
+    _print_breakdown(c, out)
     out.write("  by subject (per 40 h): %s\n" % "  ".join(
         "%s %.1f" % (s, t["per_40h"] or 0) for s, t in c["false_by_subject"].items()))
     out.write("  falls after the shift: %d/%d (%.2f%%), median latency %s s, %d pre-alarms before"
@@ -542,53 +594,26 @@ def _shift_job(job):
     wearer, hours, config = job
     still_mg = mandown.validate(config)["still_mg"]
     detector = mandown.Detector(config)
-    alarms = []
-    done = 0
-    samples, names, starts = [], [], []
-
-    def play():
-        for at, code, press in _play(detector, samples, still_mg):
-            k = bisect.bisect_right(starts, at) - 1
-            alarms.append({"event": mandown.NAMES[code], "segment": names[k],
-                           "at_s": round((done + at) / sisfall.RATE_HZ, 1), "moved": press is not None})
-
-    for name, segment in traces.shift(wearer, hours):
-        starts.append(len(samples))
-        names.append(name)
-        samples.extend(segment)
-        if len(samples) >= SHIFT_CHUNK_S * sisfall.RATE_HZ:
-            play()
-            done += len(samples)
-            samples, names, starts = [], [], []
-    play()
-    done += len(samples)
+    fired, done = _play_stream(detector, traces.shift(wearer, hours), still_mg, SHIFT_CHUNK_S * sisfall.RATE_HZ)
+    alarms = [{"event": mandown.NAMES[code], "segment": name, "at_s": round(at / sisfall.RATE_HZ, 1),
+               "moved": press is not None} for at, code, press, name, _ in fired]
     falls = []
     for k in range(FALLS_AFTER_SHIFT):
-        fall = traces.fall_after("%s/%d" % (wearer, k), traces.mounting(wearer))
+        # A short walk, the fall, lying still.
+        fall = traces.fall_then_motionless("%s/%d" % (wearer, k), traces.mounting(wearer), after_s=20, walk_s=10)
         peak = _peak_index(fall)
-        after = [at for at, _, _ in _play(copy.deepcopy(detector), fall, still_mg) if at >= peak]
+        after = [at for at, _, _ in _play(copy.deepcopy(detector), fall, still_mg)[0] if at >= peak]
         falls.append((after[0] - peak) / sisfall.RATE_HZ if after else None)
     return {"wearer": wearer, "samples": done, "alarms": alarms, "falls": falls}
 
 
 def _shift_summary(results):
-    hours = sum(r["samples"] for r in results) / sisfall.RATE_HZ / 3600.0
     alarms = [a for r in results for a in r["alarms"]]
     falls = [f for r in results for f in r["falls"]]
-    hits = [f for f in falls if f is not None]
-    by_activity, by_event = {}, {}
-    for a in alarms:
-        by_activity[a["segment"]] = by_activity.get(a["segment"], 0) + 1
-        by_event[a["event"]] = by_event.get(a["event"], 0) + 1
     return {
         "wearers": len(results),
-        "hours": round(hours, 2),
-        "false_prealarms": len(alarms),
-        "false_per_40h": round(len(alarms) * HOURS_PER_SHIFT / hours, 2) if hours else None,
+        **_long_run(sum(r["samples"] for r in results), alarms, len(falls), [f for f in falls if f is not None]),
         "false_by_wearer": {str(r["wearer"]): len(r["alarms"]) for r in results},
-        "false_by_activity": dict(sorted(by_activity.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "false_by_event": dict(sorted(by_event.items())),
-        **_cancelled_and_caught(alarms, len(falls), hits),
         "false_prealarms_list": alarms,
     }
 
@@ -600,9 +625,7 @@ def _print_shift(c, out):
               " alarms\n" % (c["false_prealarms"], c["false_per_40h"] or 0,
                               " ".join(str(n) for n in c["false_by_wearer"].values()),
                               c["cancelled"], c["would_become_alarms"]))
-    if c["false_by_activity"]:
-        out.write("  by activity: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_activity"].items()))
-        out.write("  by event: %s\n" % "  ".join("%s %d" % kv for kv in c["false_by_event"].items()))
+    _print_breakdown(c, out)
     out.write("  falls after the shift: %d/%d (%.2f%%), median latency %s s\n"
               % (c["falls_detected"], c["falls"], 100 * (c["sensitivity"] or 0), c["median_latency_s"]))
 

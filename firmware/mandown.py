@@ -45,7 +45,7 @@ DEFAULTS = {
     "posture_change_deg": 60,       # how far the trunk must have turned in the fall
     "hard_impact_g": 3.0,           # after an impact this hard, turning
     "hard_posture_change_deg": 50,  # this far is enough, even if not lying
-    "landing_deg": 30,              # turned at least this far within 1 s of the impact
+    "landing_deg": 30,              # turned this far in the block after the impact's (0.5-1 s after)
     "still_mg": 80,                 # rms motion below this is "still"
     # Long rules for a wearer who goes down without an impact.
     "no_motion_s": 60,

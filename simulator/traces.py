@@ -205,12 +205,12 @@ class _Body:
         self.impact(impact_mg or rng.uniform(3000, 6000))
 
 
-def fall_then_motionless(seed=0, orientation=(0, 0, 0), after_s=180, impact_mg=None):
+def fall_then_motionless(seed=0, orientation=(0, 0, 0), after_s=180, impact_mg=None, walk_s=60):
     """Walking, a fall with an impact, then lying motionless (breathing only).
     impact_mg: the hit, added to gravity; by default a firm 3-6 g."""
     b = _Body(seed, orientation)
     rng = b.rng
-    b.walk(60)
+    b.walk(walk_s)
     b.turn_to(rng.uniform(10, 25), rng.uniform(-10, 10), 0.3, jolt_mg=300)  # trip
     b.fall_to_floor(impact_mg)
     b.rest(after_s, breath_deg=0.8)
@@ -597,14 +597,3 @@ def shift(seed=0, hours=8.0, orientation=None):
         done += len(samples)
         yield name, samples
         name = rng.choices(names, weights)[0]
-    b.samples = []
-
-
-def fall_after(seed, orientation):
-    """A fall for the end of a shift: a short walk, the fall, lying still."""
-    b = _Body(seed, orientation)
-    b.walk(10)
-    b.turn_to(b.rng.uniform(10, 25), b.rng.uniform(-10, 10), 0.3, jolt_mg=300)  # trip
-    b.fall_to_floor()
-    b.rest(20, breath_deg=0.8)
-    return b.samples

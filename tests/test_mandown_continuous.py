@@ -142,3 +142,18 @@ def test_a_synthetic_shift_is_seeded_and_chains_without_a_jump_in_posture():
         a, b = before[-25:], after[:25]
         gap = [abs(sum(s[k] for s in a) - sum(s[k] for s in b)) / 25 for k in range(3)]
         assert max(gap) < 400
+
+
+@pytest.mark.parametrize("piece_s", [5, 37, 61])
+def test_a_long_stream_played_in_pieces_counts_as_one_played_at_once(piece_s):
+    # A fall the wearer gets up from: its pre-alarm is cancelled by a press
+    # some seconds later, which pieces of these lengths cut apart.
+    # The stream arrives a second at a time, as a generated shift's activities do.
+    trace = traces.fall_then_recovers(seed=1)
+    second = traces.RATE_HZ
+    segments = [("walk" if at < 50 * second else "fall", trace[at:at + second]) for at in range(0, len(trace), second)]
+    whole = bench_mandown._play_stream(bench_mandown.mandown.Detector(), segments, 150, 10 ** 9)
+    pieces = bench_mandown._play_stream(bench_mandown.mandown.Detector(), segments, 150,
+                                        piece_s * traces.RATE_HZ)
+    assert whole[0] and all(press is not None for _, _, press, _, _ in whole[0])
+    assert pieces == whole
