@@ -227,16 +227,15 @@ class SimWorld:
             self._add_fleet(f"sim-{n:03d}", {})
         self._connected_ever: set[str] = set()
 
-    def _body(self, name, settings) -> int:
-        """A device's seed, and its detector's config as the firmware would read it."""
-        from simulator.board import device_config
-
+    def _body(self, name, mandown_config) -> int:
+        """A device's seed, and the config of the detector that judges its motions."""
         seed = self._seed + len(self._bodies)
-        self._bodies[name] = (seed, device_config(0, **settings)["mandown"])
+        self._bodies[name] = (seed, mandown_config)
         return seed
 
     def _add_firmware(self, name, settings, sensor, battery_pct) -> None:
         from contract.protocol import parse_mqtt_url
+        from simulator.board import device_config
         from simulator.firmware_devices import FirmwareDevice
 
         # The wearable's start gesture starts a session of its config's
@@ -251,10 +250,12 @@ class SimWorld:
         self.firmware[name] = FirmwareDevice(self.workdir / "firmware" / name, name, self.site,
                                              parse_mqtt_url(self.mqtt_url), settings=settings, sensor=sensor,
                                              battery_pct=battery_pct, heap_kb=self._heap_kb,
-                                             seed=self._body(name, settings))
+                                             seed=self._body(name, device_config(0, **settings)["mandown"]))
 
     def _add_fleet(self, name, settings, **options) -> None:
-        self._body(name, settings)
+        # The firmware's detector as it ships: a fleet device has no idle
+        # trace for the long rules to mistake for a wearer down (board.device_config).
+        self._body(name, settings.get("mandown"))
         # A fleet device has no detector of its own: its settings (firmware
         # config keys) go to it, all but the detector's.
         self.fleet.add(name, **options, **{k: v for k, v in settings.items() if k != "mandown"})

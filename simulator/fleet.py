@@ -159,7 +159,7 @@ class FleetDevice:
         self._button_down = False
         self._button_timer = None
         self._silent = None  # the socket of a link cut by cut_wifi
-        self.working_alone = False  # in a lone-work session of the fleet's LoneWork plan
+        self.working_alone = False  # between its session_start and session_end
         self._sessions = 0  # lone-work sessions this wearer started
         self._forgotten = None  # the number of the session the wearer forgot, until answered
 
@@ -469,6 +469,7 @@ class FleetDevice:
 
     def session(self, etype: str, duration_s: int | None = None) -> int | None:
         """Lone work from the device: session_start (for duration_s) or session_end; its outbox key."""
+        self.working_alone = etype == "session_start"
         return self.queue("event", fw.protocol.event(self.device, self.new_id(), etype, self.uptime_ms(),
                                               duration_s=duration_s, wall_time=round(time.time(), 3),
                                               battery_pct=self.battery, location=self.location))
@@ -485,7 +486,6 @@ class FleetDevice:
         plan = self.fleet.lone_work
         duration = self.rng.randint(*plan.duration_s)
         self.session("session_start", duration)
-        self.working_alone = True
         self._sessions += 1
         if self.fleet.forgets_next_session():
             # The overdue notice felt on the device reminds them (_on_message).
@@ -537,7 +537,6 @@ class FleetDevice:
             self.loop.call_later(LONE_WORK_RETRY_S, self._check_out)
             return None
         key = self.session("session_end")
-        self.working_alone = False
         self._later(self.fleet.lone_work.break_s, self._start_session)
         return key
 

@@ -76,6 +76,12 @@ async def test_a_worker_made_to_fall_on_the_simulator_page_appears_on_the_board(
         await card.wait_for(timeout=15_000)
         text = await card.inner_text()
         assert "MAN DOWN (fall)" in text and "Ann Smith" in text and "+44 7700 900001" in text
+        # Lone work started on the other device shows on the page.
+        started = await simulator.evaluate(
+            "post('/api/simulator/devices/sim-002/session_start?duration_s=600').then(() => 'ok')")
+        assert started == "ok"
+        await simulator.wait_for_function(
+            "document.querySelector(\"#simulated tr[data-device='sim-002']\").innerText.includes('working alone')")
         await shot(simulator, "simulator-desk-1366x768.png")
         assert alerts == []
     finally:

@@ -66,6 +66,17 @@ def test_the_man_down_scenarios_traces_give_the_verdict_each_names():
             assert motion.verdict == action, f"{name}, seed {seed}: {motion.describe()}"
 
 
+def test_a_fleet_device_driven_by_hand_goes_down_as_the_shipped_detector_judges(tmp_path):
+    # No scenario: the devices of a bare `lonewatch sim`, a tilt and a
+    # no-motion pressed on the control endpoint.
+    from lonewatch.simworld import SimWorld
+
+    world = SimWorld(tmp_path, devices=1)
+    seed, config = world._bodies["sim-001"]
+    for action in ("tilt", "no_motion"):
+        assert wearer.motion(action, seed, config, None).verdict == action
+
+
 def test_a_data_folder_that_is_not_sisfall_is_refused_before_anything_starts(tmp_path):
     result = subprocess.run([LONEWATCH, "sim", "--data", str(tmp_path), "--duration", "1"], capture_output=True,
                             text=True, timeout=60)

@@ -51,7 +51,7 @@ function rowFor(d) {
 function update(entry, d) {
   const c = entry.cells;
   c.worker.replaceChildren(...workerNodes(wearers.get(d.device) || null));
-  c.state.textContent = (d.state || "").replaceAll("_", " ") + (d.lone_work ? " · working alone" : "");
+  c.state.textContent = (d.state || "").replaceAll("_", " ") + (d.working_alone ? " · working alone" : "");
   c.link.textContent = !d.powered ? "switched off" : !d.wifi ? "Wi-Fi cut" : d.online ? "online" : "connecting";
   c.battery.textContent = d.battery_pct + " %";
   c.felt.textContent = (d.felt || []).join(", ").replaceAll("_", " ") || "—";
