@@ -201,6 +201,9 @@ class Store:
     def list_rejects(self, limit: int = 200) -> list[dict]:
         return self._all("SELECT * FROM rejects ORDER BY id DESC LIMIT ?", (limit,))
 
+    def count_rejects(self) -> int:
+        return self._one("SELECT count(*) AS n FROM rejects")["n"]
+
     # ---- devices ------------------------------------------------------------
 
     def get_device(self, device: str) -> dict | None:
@@ -432,6 +435,9 @@ class Store:
     def link_alarm(self, alarm_id: str, incident_id: int, now: float) -> None:
         self._write("INSERT INTO incident_alarms (alarm_id, incident_id, received_at) VALUES (?,?,?)",
                     (alarm_id, incident_id, now))
+
+    def count_incidents(self) -> int:
+        return self._one("SELECT count(*) AS n FROM incidents")["n"]
 
     def count_open_incidents(self) -> int:
         return self._one("SELECT count(*) AS n FROM incidents WHERE state != 'resolved'")["n"]

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import fcntl
 import json
-import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from lonewatch.stack import stop_within
+from simulator.ports import claimed_port
 
 
 def _toml(tables: dict) -> str:
@@ -41,41 +37,6 @@ def _toml(tables: dict) -> str:
         raise ValueError(f"cannot write {v!r} into the gateway config")
     return "".join(f"[{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in table.items())
                    for name, table in tables.items())
-
-
-_claimed_ports: list = []  # lock files held for this process's life
-
-
-def _listening_port() -> int:
-    """A free port for the broker or the gateway's desk, below Linux's
-    ephemeral range (32768-60999). A port there, as bind(0) gives, may be
-    taken by any outgoing connection of a busy machine between the choice
-    and the bind, or between a gateway's kill and its restart; one below it
-    only by someone who chose the same number. Simulators started together
-    (a test runs a score of them) would now and then choose the same one:
-    each claims its number with a lock on a file named after it, which the
-    others respect and the system drops when the process ends. The empty
-    file stays: removing it would let a third claim the number anew."""
-    for _ in range(100):
-        port = random.randrange(20000, 32768)
-        try:
-            claim = open(Path(tempfile.gettempdir()) / f"lonewatch-port-{port}.lock", "a")
-        except OSError:  # another user's claim file
-            continue
-        try:
-            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            claim.close()
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                claim.close()
-                continue
-        _claimed_ports.append(claim)
-        return port
-    raise RuntimeError("no free port between 20000 and 32767 on 127.0.0.1")
 
 
 if sys.platform == "linux":
@@ -119,6 +80,8 @@ class GatewayProcess:
 
     async def start(self) -> None:
         """Start it and wait until it is connected to the broker and the desk is logged in."""
+        if self.running:
+            raise RuntimeError("the gateway is running already: a second one could not bind its ports")
         self.proc = subprocess.Popen([sys.executable, "-m", "lonewatch.cli", "gateway", "--config",
                                       str(self.config_path)], stdin=subprocess.DEVNULL,
                                      preexec_fn=_end_with_parent)
@@ -194,7 +157,7 @@ class SimWorld:
         self.workdir = workdir
         self.scenario = scenario
         self.site = site or (scenario.site if scenario else "sim")
-        self.broker = None if broker_url else EmbeddedBroker(mqtt_port or _listening_port())
+        self.broker = None if broker_url else EmbeddedBroker(mqtt_port or claimed_port())
         self.mqtt_url = broker_url or self.broker.url
         self.gateway: GatewayProcess | None = None
         self.config = None
@@ -270,7 +233,7 @@ class SimWorld:
         tables.setdefault("gateway", {})["db"] = str(self.workdir / "gateway.db")
         tables.setdefault("mqtt", {})["url"] = self.mqtt_url
         tables.setdefault("devices", {})["registered"] = self.device_names()
-        tables.setdefault("dashboard", {}).update(host="127.0.0.1", port=_listening_port())
+        tables.setdefault("dashboard", {}).update(host="127.0.0.1", port=claimed_port())
         password = secrets.token_urlsafe(16)
         tables["dashboard.operators"] = {DESK_OPERATOR: hash_password(password)}
         path = self.workdir / "gateway.toml"
@@ -351,7 +314,13 @@ class SimWorld:
             await asyncio.to_thread(self.firmware[name].move, motion)
         elif motion.verdict is not None:
             self._verdicts.append(asyncio.get_running_loop().call_later(
-                motion.after_s, self.fleet.act, name, motion.verdict, {}))
+                motion.after_s, self._verdict, name, motion.verdict))
+
+    def _verdict(self, name: str, verdict: str) -> None:
+        """What the fleet device's detector decided, done on it; a failure is one of the run's problems."""
+        done = self.fleet.act(name, verdict, {})
+        done.add_done_callback(lambda f: f.cancelled() or f.exception() is None or self.problems.append(
+            f"{verdict} {name}: {f.exception()}"))
 
     async def action(self, action: str, params: dict) -> None:
         if action in ("broker_down", "broker_up", "gateway_kill", "gateway_start", "acknowledge", "resolve") \
@@ -428,8 +397,10 @@ class SimWorld:
             "alarms_raised": felt.count("alarm_queued"),
             "alarms_delivered": felt.count("delivered"),
             "alarms_acknowledged": felt.count("help_coming"),
-            "incidents": len(store.list_incidents(limit=100000)) if store else None,
-            "rejected": len(store.list_rejects(limit=100000)) if store else None,
+            # Counted, not read: the progress line asks every second, on the
+            # event loop that also carries the broker.
+            "incidents": store.count_incidents() if store else None,
+            "rejected": store.count_rejects() if store else None,
             "problems": list(self.problems),
             "man_down": list(self.motions),
         }

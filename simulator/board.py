@@ -25,15 +25,10 @@ import time
 from pathlib import Path
 
 from simulator.paths import FIRMWARE, MICROPYTHON, MPY_CROSS, VBOARD
+from simulator.ports import free_port
 
 RESET_EXIT = 75  # vboard_core._RESET_EXIT: the board reset itself
 
-
-
-def _free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pin_map() -> dict[str, int]:
@@ -74,7 +69,7 @@ def measure_vboard_heap(vboard_lib: Path, sensor="lis3dh") -> int:
     out = subprocess.run([str(MICROPYTHON), "-c", script], capture_output=True, text=True,
                          env={"MICROPYPATH": "%s:.frozen" % vboard_lib, "LW_VBOARD_SENSOR": sensor,
                               "LW_VBOARD_LOG": os.devnull,
-                              "LW_VBOARD_PORT": str(_free_port(socket.SOCK_DGRAM))},
+                              "LW_VBOARD_PORT": str(free_port(socket.SOCK_DGRAM))},
                          check=True)
     return int(out.stdout.split()[-1])
 
@@ -117,7 +112,7 @@ class LinkProxy:
 
     def __init__(self, target_port: int, target_host="127.0.0.1"):
         self.target = (target_host, target_port)
-        self.port = _free_port()
+        self.port = free_port()
         self.up = True
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -255,7 +250,7 @@ class VirtualDevice:
         (self.flash / "config.json").write_text(text)
 
     def start(self, wait_online=True, timeout=15.0):
-        self.ctl_port = _free_port(socket.SOCK_DGRAM)
+        self.ctl_port = free_port(socket.SOCK_DGRAM)
         # Paths relative to the flash folder the VM runs in: on a device they
         # are a few bytes ("/lib"), and the host's temporary folder, however
         # deep, must not take the device's heap (each is kept there).

@@ -707,6 +707,8 @@ class Fleet:
         done: concurrent.futures.Future = concurrent.futures.Future()
 
         def carry_out():
+            if not done.set_running_or_notify_cancel():
+                return  # the caller gave up waiting (device_action's timeout): not done after all
             try:
                 done.set_result(calls[action]())
             except Exception as exc:
@@ -754,7 +756,14 @@ class Fleet:
             # the same connection; it may wait for the PUBACK of an older
             # record, for at most half the time. The goodbyes get the rest.
             started = self.loop.now()
-            leaving = {d: d._check_out() for d in self.devices if d.working_alone and d.online}
+            leaving = {}
+            try:
+                for d in self.devices:
+                    if d.working_alone and d.online:
+                        leaving[d] = d._check_out()
+            except Exception:
+                # The goodbyes must come whatever: a stop that waits on this forever is no stop.
+                log.exception("simulated devices: a check-out at the stop failed")
 
             def once_on_their_way():
                 spent = self.loop.now() - started
@@ -781,7 +790,9 @@ class Fleet:
         while not stopped.is_set():
             await asyncio.sleep(0.02)
         if self._own_flash:
-            # Files are the disk's work, not the event loop's (the broker's, the gateway's).
+            # Files are the disk's work, not the event loop's (the broker's, the
+            # gateway's), on a thread of their own that ends with them: the
+            # default executor's would stay behind after the fleet is gone.
             remover = threading.Thread(target=shutil.rmtree, args=(self.flash, True), name="fleet flash removal")
             remover.start()
             while remover.is_alive():

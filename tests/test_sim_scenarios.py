@@ -60,8 +60,8 @@ def test_simulators_started_together_never_choose_the_same_port():
     # Two simulators whose random numbers agree, as a score of them started
     # at once now and then do: the second is refused the first one's port
     # while the first holds it, though it is not bound yet.
-    choose = ("import random, sys; from lonewatch import simworld; random.seed(7); "
-              "print(simworld._listening_port(), flush=True); sys.stdin.read()")
+    choose = ("import random, sys; from simulator import ports; random.seed(7); "
+              "print(ports.claimed_port(), flush=True); sys.stdin.read()")
     first = subprocess.Popen([sys.executable, "-c", choose], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         taken = first.stdout.readline()
