@@ -125,15 +125,6 @@ def _upright(config, walking):
     return detector.upright
 
 
-def _peak_index(samples):
-    best, at = -1, 0
-    for i, (x, y, z) in enumerate(samples):
-        m2 = x * x + y * y + z * z
-        if m2 > best:
-            best, at = m2, i
-    return at
-
-
 def _subject_job(job):
     """Runs every grid point (and the cold start) on one subject's recordings."""
     recordings, walking_path, grid = job
@@ -151,7 +142,7 @@ def _subject_job(job):
         cold = _run(mandown.Detector(grid[0]), samples)
         rows.append({"file": rec.file, "kind": rec.kind, "activity": rec.activity,
                      "subject": rec.subject, "samples": len(samples),
-                     "peak": _peak_index(samples), "outcomes": outcomes, "cold": cold})
+                     "peak": traces.peak_index(samples), "outcomes": outcomes, "cold": cold})
     return rows
 
 
@@ -490,7 +481,7 @@ def _continuous_job(job):
             prefix = _Stream(recordings, random.Random("%s/%d/%s" % (subject, seed, rec.file)), cache)
             prefix.activity(posture, rec)
             begin = prefix.starts[-1]
-            peak = begin + _peak_index(prefix.samples[begin:])
+            peak = begin + traces.peak_index(prefix.samples[begin:])
             fired, _ = _play(copy.deepcopy(detector), prefix.samples, still_mg)
             after = [at for at, _, _ in fired if at >= peak]
             result["falls"].append({
@@ -601,7 +592,7 @@ def _shift_job(job):
     for k in range(FALLS_AFTER_SHIFT):
         # A short walk, the fall, lying still.
         fall = traces.fall_then_motionless("%s/%d" % (wearer, k), traces.mounting(wearer), after_s=20, walk_s=10)
-        peak = _peak_index(fall)
+        peak = traces.peak_index(fall)
         after = [at for at, _, _ in _play(copy.deepcopy(detector), fall, still_mg)[0] if at >= peak]
         falls.append((after[0] - peak) / sisfall.RATE_HZ if after else None)
     return {"wearer": wearer, "samples": done, "alarms": alarms, "falls": falls}

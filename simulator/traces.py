@@ -60,6 +60,16 @@ def rotate(samples, orientation):
     return out
 
 
+def peak_index(samples):
+    """Where |a| is largest: a fall's impact."""
+    return max(range(len(samples)), key=lambda i: sum(v * v for v in samples[i]))
+
+
+def from_before_impact(samples, seconds):
+    """The trace from `seconds` before its impact on."""
+    return samples[max(0, peak_index(samples) - int(seconds * RATE_HZ)):]
+
+
 def write_csv(path, samples):
     """Write samples in the dataset's format (gzip when the name ends in .gz)."""
     opener = gzip.open if path.endswith(".gz") else open

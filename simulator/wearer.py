@@ -19,6 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.vocabulary import MAN_DOWN_CAUSES
 from simulator import sisfall, traces
 from simulator.firmware_logic import mandown
 
@@ -32,7 +33,10 @@ LEAD_S = 3
 WALK_LOOP_S = 10
 # Every synthetic trace starts with a minute of walking (simulator/traces.py).
 _WALK_END = 60 * traces.RATE_HZ
-MAN_DOWN = ("fall", "no_motion", "tilt")
+MAN_DOWN = MAN_DOWN_CAUSES  # the actions a body performs, named after what the detector would report
+
+
+_REPORTED = (mandown.FALL, mandown.NO_MOTION, mandown.TILT)
 
 
 @dataclass
@@ -79,8 +83,7 @@ def motion(action: str, seed: int, mandown_config: dict | None, data: Path | Non
 
 def _synthetic(action: str, seed: int, mandown_config: dict | None) -> Motion:
     if action == "fall":
-        samples = traces.fall_then_motionless(seed=seed, after_s=120)
-        samples = samples[_peak(samples) - LEAD_S * traces.RATE_HZ:]
+        samples = traces.from_before_impact(traces.fall_then_motionless(seed=seed, after_s=120), LEAD_S)
         source = f"synthetic fall (simulator/traces.py, seed {seed})"
     elif action == "tilt":
         samples = traces.slow_slide(seed=seed, after_s=120)[_WALK_END - LEAD_S * traces.RATE_HZ:]
@@ -101,8 +104,7 @@ def _recorded_fall(seed: int, mandown_config: dict | None, data: Path) -> Motion
                     if r.is_fall and r.activity in FALLS_FROM_STANDING), key=lambda r: r.file)
     start = random.Random(seed).randrange(len(falls)) if falls else 0
     for recording in falls[start:] + falls[:start]:
-        samples = recording.load()
-        samples = samples[max(0, _peak(samples) - LEAD_S * traces.RATE_HZ):]
+        samples = traces.from_before_impact(recording.load(), LEAD_S)
         found = _judged("fall", samples, f"SisFall recording {recording.file}", seed, mandown_config)
         if found.verdict == "fall":
             return found
@@ -116,10 +118,7 @@ def _judged(action, samples, source, seed, mandown_config) -> Motion:
         detector.feed(x, y, z)
     for n, (x, y, z) in enumerate(samples):
         event = detector.feed(x, y, z)
-        if event in (mandown.FALL, mandown.NO_MOTION, mandown.TILT):
+        if event in _REPORTED:
             return Motion(action, samples, source, mandown.NAMES[event], (n + 1) / traces.RATE_HZ)
     return Motion(action, samples, source, None, None)
 
-
-def _peak(samples) -> int:
-    return max(range(len(samples)), key=lambda i: sum(v * v for v in samples[i]))

@@ -14,6 +14,7 @@ import pytest
 
 from contract.protocol import Invalid, parse_message, topic
 from simulator import sisfall
+from simulator.traces import fall_then_motionless, from_before_impact
 from simulator.board import VirtualDevice, device_config
 
 DEVICE = "dev-001"
@@ -130,21 +131,15 @@ def device_for(tmp_path):
         dev.stop()
 
 
-def _from_before_impact(rows, seconds=3):
-    peak = max(range(len(rows)), key=lambda i: sum(v * v for v in rows[i]))
-    return rows[max(0, peak - seconds * 50):]
-
-
 def sisfall_fall(sisfall_dir):
     """A real recorded fall (SisFall F01, subject SA01), from 3 s before the
     impact; the device then holds the last sample: lying motionless."""
-    return _from_before_impact(sisfall.read_csv(str(sisfall_dir / "SA01" / "F01_SA01_R01.csv.gz")))
+    return from_before_impact(sisfall.read_csv(str(sisfall_dir / "SA01" / "F01_SA01_R01.csv.gz")), 3)
 
 
 def synthetic_fall(seed=1):
     """simulator/traces.py's walking -> fall -> motionless, from 3 s before the impact."""
-    from simulator.traces import fall_then_motionless
-    return _from_before_impact(fall_then_motionless(seed=seed, after_s=5))
+    return from_before_impact(fall_then_motionless(seed=seed, after_s=5), 3)
 
 
 @pytest.fixture

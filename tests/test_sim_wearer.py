@@ -14,7 +14,6 @@ from simulator.board import device_config
 from simulator.scenario import SCENARIOS, load
 
 LONEWATCH = str(Path(sys.executable).parent / "lonewatch")
-LEAD = wearer.LEAD_S * traces.RATE_HZ
 
 
 def sisfall_folder(tmp_path, recordings: dict) -> Path:
