@@ -90,19 +90,25 @@ async def running_gateway(config):
         await gateway.stop()
 
 
-@contextlib.asynccontextmanager
-async def desk_logged_in(gateway, password: str = "correct horse"):
-    """The desk's web app on `gateway`, and a client logged in to it as
-    `desk`, sending the Origin a browser sends."""
+async def client_for(app):
+    """An aiohttp test client of the desk's `app`."""
     from aiohttp.test_utils import TestClient, TestServer
 
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    # What a browser sends with every POST from the desk's own pages.
+    client.session.headers["Origin"] = str(client.make_url("")).rstrip("/")
+    return client
+
+
+@contextlib.asynccontextmanager
+async def desk_logged_in(gateway, password: str = "correct horse"):
+    """The desk's web app on `gateway`, and a client logged in to it as `desk`."""
     from dashboard.app import make_app
     from gateway.accounts import pbkdf2_hash
 
-    desk = TestClient(TestServer(make_app(gateway, {"desk": pbkdf2_hash(password, iterations=1000)})))
-    await desk.start_server()
+    desk = await client_for(make_app(gateway, {"desk": pbkdf2_hash(password, iterations=1000)}))
     try:
-        desk.session.headers["Origin"] = str(desk.make_url("")).rstrip("/")
         response = await desk.post("/login", data={"name": "desk", "password": password}, allow_redirects=False)
         assert response.status == 302, await response.text()
         yield desk

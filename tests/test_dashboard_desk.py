@@ -11,14 +11,13 @@ import time
 from datetime import datetime
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from contract import vocabulary
 from dashboard.app import make_app
 from gateway import accounts, incidents, people
 from gateway.accounts import pbkdf2_hash
 from gateway.incidents import Effects
-from gateway_harness import Device, make_config, running_gateway, wait_for
+from gateway_harness import Device, client_for, make_config, running_gateway, wait_for
 
 PASSWORD = "correct horse"
 ADMIN_PASSWORD = "admin battery staple"
@@ -28,14 +27,6 @@ ROUTES = [("GET", "/api/me"), ("GET", "/api/incidents"), ("GET", "/api/incidents
           ("GET", "/api/devices"), ("POST", "/api/devices/dev-001/assign"), ("GET", "/api/workers"),
           ("POST", "/api/workers"), ("POST", "/api/workers/1"), ("GET", "/ws")]
 PAGES = ["/", "/devices", "/history", "/incident/1"]
-
-
-async def client_for(app) -> TestClient:
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    # What a browser sends with every POST from the desk's own pages.
-    client.session.headers["Origin"] = str(client.make_url("")).rstrip("/")
-    return client
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from dashboard import auth
 from dashboard.app import make_app
 from gateway import accounts
 from gateway.accounts import pbkdf2_hash
-from gateway_harness import Device, make_config, next_live, running_gateway, wait_for
-from test_dashboard_desk import PASSWORD, client_for
+from gateway_harness import Device, client_for, make_config, next_live, running_gateway, wait_for
+from test_dashboard_desk import PASSWORD
 
 
 @pytest.fixture

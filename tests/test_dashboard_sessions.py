@@ -8,11 +8,11 @@ import csv
 import io
 
 import pytest
-from test_dashboard_desk import PASSWORD, client_for, log_in
+from test_dashboard_desk import PASSWORD, log_in
 
 from dashboard.app import make_app
 from gateway.accounts import pbkdf2_hash
-from gateway_harness import make_config, running_gateway
+from gateway_harness import client_for, make_config, running_gateway
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import dataclasses
 
 import aiohttp
 import pytest
-from test_dashboard_desk import PASSWORD, client_for, log_in
+from test_dashboard_desk import PASSWORD, log_in
 
 from conftest import free_port
 from gateway.accounts import pbkdf2_hash
-from gateway_harness import GatewayProcess, make_config, running_gateway, wait_for, write_config
+from gateway_harness import GatewayProcess, client_for, make_config, running_gateway, wait_for, write_config
 from lonewatch.stack import desk_app
 from simulator.fleet import Fleet
 

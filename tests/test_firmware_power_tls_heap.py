@@ -11,11 +11,12 @@ heap savings since (docs/firmware.md) let it run at 96 KB. Objects are up to twi
 ESP32 size here, and mbedTLS's own buffers are not on this heap (on the
 ESP32 they come from ESP-IDF's)."""
 
-import base64
 from types import SimpleNamespace
 
 from firmware_harness import device_for  # noqa: F401
 from test_mosquitto_config import PASSWORD, shipped  # noqa: F401  (fixture)
+
+from lonewatch.commands.provision import pem_to_der
 
 HEAP_KB = 96
 
@@ -25,7 +26,7 @@ def test_a_panic_over_tls_with_the_devices_own_credentials_on_a_96k_heap(shipped
     tls_listener = SimpleNamespace(port=shipped.tls_port)
     dev = device_for(tls_listener, device_heap_kb=HEAP_KB, start=False, device="dev-001", mqtt_tls=True,
                      mqtt_user="dev-001", mqtt_password=PASSWORD["dev-001"])
-    (dev.flash / "ca.der").write_bytes(base64.b64decode(b"".join(ca.split(b"-----")[2].split())))
+    (dev.flash / "ca.der").write_bytes(pem_to_der(ca))
     dev.start(timeout=30)
     dev.press(2300)
     dev.wait_console("link: broker has alarm", 20)

@@ -23,14 +23,6 @@ from simulator.board import PINS
 from simulator.firmware_devices import FirmwareDevice
 
 SESSIONS = {"check_interval_s": 0.2, "reminder_before_s": 6.0, "device_check_in_s": 12.0}
-SHORT_MS, LONG_MS, GAP_MS = 150, 1000, 300
-
-
-def press_sequence(device: FirmwareDevice, *lengths_ms: int) -> None:
-    """The wearer's presses, a gesture: how long each is held and the gap between them are the gesture itself."""
-    for length in lengths_ms:
-        device.board.press(length)
-        time.sleep(GAP_MS / 1000)
 
 
 async def console(device: FirmwareDevice, pattern: str, after: int, timeout: float = 15) -> str:
@@ -61,8 +53,6 @@ async def reminder_felt(device: FirmwareDevice, since_ms: float) -> None:
                    timeout=5, what="the reminder's two half-second vibrations")
 
 
-
-
 async def test_a_session_started_by_gesture_is_reminded_checked_in_and_missed_then_help_comes(tmp_path, mosquitto):
     device = FirmwareDevice(tmp_path / "dev-1", "dev-1", "hq", ("127.0.0.1", mosquitto.port),
                             settings={"heartbeat_s": 5, "session_s": 600, "location": {"zone": "lab-3"}})
@@ -74,7 +64,7 @@ async def test_a_session_started_by_gesture_is_reminded_checked_in_and_missed_th
             await console(device, "link: online", 0, 20)
 
             mark, since = device.board.mark(), time.time() * 1000
-            await asyncio.to_thread(press_sequence, device, LONG_MS, SHORT_MS)        # long + short: start
+            await asyncio.to_thread(device.act, "session_start", {"duration_s": 600})  # long + short
             await console(device, r"^queued event dev-1:\d+:\d+ session_start$", mark)
             await wait_for(lambda: gateway.sessions("active"), timeout=10, what="the session stored")
             response = await desk.get("/api/sessions?state=active")
@@ -87,7 +77,7 @@ async def test_a_session_started_by_gesture_is_reminded_checked_in_and_missed_th
 
             await console(device, "^session due$", mark)
             mark = device.board.mark()
-            await asyncio.to_thread(press_sequence, device, SHORT_MS, SHORT_MS)        # check-in
+            await asyncio.to_thread(device.act, "check_in", {})                      # two short presses
             await reminder_felt(device, since)
             await console(device, r"^queued event dev-1:\d+:\d+ check_in$", mark)
             since = time.time() * 1000
