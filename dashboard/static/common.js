@@ -90,4 +90,5 @@ async function extendMenu() {
     nav.append(" ", el("a", { href: page.href, "aria-current": location.pathname === page.href ? "page" : null }, page.label));
   }
 }
-extendMenu().catch(() => {});
+// Only the optional pages are missing if this fails; the page itself shows its own errors.
+extendMenu().catch((e) => console.warn("menu: " + e.message));
