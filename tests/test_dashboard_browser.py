@@ -7,6 +7,7 @@ board without sideways scrolling. Screenshots go to test-output/ (not committed)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -65,10 +66,12 @@ class Desk:
             return people.add_worker(self.gateway.store, name, phone, "", device, time.time(), "test")
 
 
-@pytest.fixture
-async def desk(tmp_path, amqtt_broker):
+@contextlib.asynccontextmanager
+async def served_desk(tmp_path, broker, **settings):
+    """A gateway configured with `settings` (gateway_harness.make_config) and
+    its desk served over HTTP for a real browser, operators desk and bob."""
     require_chromium()
-    config = make_config(tmp_path, amqtt_broker)
+    config = make_config(tmp_path, broker, **settings)
     async with running_gateway(config) as gateway:
         runner = web.AppRunner(make_app(gateway, {"desk": pbkdf2_hash(PASSWORD, iterations=1000),
                                                   "bob": pbkdf2_hash(PASSWORD, iterations=1000)}))
@@ -79,6 +82,12 @@ async def desk(tmp_path, amqtt_broker):
             yield desk
         finally:
             await runner.cleanup()
+
+
+@pytest.fixture
+async def desk(tmp_path, amqtt_broker):
+    async with served_desk(tmp_path, amqtt_broker) as served:
+        yield served
 
 
 @pytest.fixture

@@ -8,14 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from aiohttp import web
-from test_dashboard_browser import (DESK, PASSWORD, Desk, browser, desk, log_in,  # noqa: F401 (fixtures)
-                                    require_chromium, shot)
-
-from conftest import free_port
-from dashboard.app import make_app
-from gateway.accounts import pbkdf2_hash
-from gateway_harness import make_config, running_gateway
+from test_dashboard_browser import DESK, browser, desk, log_in, served_desk, shot  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -94,17 +87,8 @@ async def test_an_overdue_alarm_names_whom_the_session_names_even_without_a_devi
 @pytest.fixture
 async def minute_reminders(tmp_path, amqtt_broker):
     """A desk whose gateway reminds a session one minute before it is due."""
-    require_chromium()
-    config = make_config(tmp_path, amqtt_broker, sessions={"reminder_before_s": 60})
-    async with running_gateway(config) as gateway:
-        runner = web.AppRunner(make_app(gateway, {"desk": pbkdf2_hash(PASSWORD, iterations=1000)}))
-        await runner.setup()
-        served = Desk(gateway, runner, free_port())
-        await served.serve()
-        try:
-            yield served
-        finally:
-            await runner.cleanup()
+    async with served_desk(tmp_path, amqtt_broker, sessions={"reminder_before_s": 60}) as served:
+        yield served
 
 
 async def test_amber_is_the_gateways_reminder_window(page, minute_reminders):
