@@ -290,8 +290,14 @@ class App:
         wdt = machine.WDT(timeout=self.cfg["wdt_ms"])
         last_report = time.ticks_ms()
         stale_ms = self.cfg["wdt_ms"] // 2
+        flash_reported = False
         while True:
             now = time.ticks_ms()
+            if not flash_reported and self.box.flash_error is not None:
+                # Alarms still go out, but one in RAM only would not outlive
+                # a reboot: the desk should have the device seen to.
+                flash_reported = True
+                self.raise_technical("flash_failed")
             for name in ("button", "sensor"):
                 if time.ticks_diff(now, self.progress.get(name, now)) > stale_ms:
                     print("supervisor: %s task stalled, letting the watchdog reset" % name)

@@ -6,6 +6,9 @@ import os
 
 PATH = "config.json"
 BOOT_PATH = "boot.txt"
+# Boot numbers drawn at random when the counter cannot be saved start here
+# (and stay within the 10 digits an id allows).
+RANDOM_BOOT_BASE = 1000000000
 
 # name: (default, kind[, min, max]). A default of None means "required".
 # docs/firmware.md explains every setting.
@@ -158,6 +161,9 @@ def update(app, changes):
     except (ConfigError, ValueError) as e:
         print("cmd: config rejected: %s" % e)
         return
+    except OSError as e:
+        print("cmd: config rejected: cannot save it to flash (errno %s)" % e.errno)
+        return
     app.cfg = new
     app.link.cfg = new
     app.states.prealarm_s = new["prealarm_s"]
@@ -171,24 +177,35 @@ def update(app, changes):
 
 
 def save(cfg, path=PATH):
+    save_text(path, json.dumps(cfg))
+
+
+def save_text(path, text):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(json.dumps(cfg))
+        f.write(text)
     os.rename(tmp, path)
 
 
-def next_boot():
+def next_boot(path=BOOT_PATH):
     """Increment the persisted boot counter (atomic rename: a power cut
     leaves the old or the new value, never a torn one). Here because it runs
     once, at boot, while this module is loaded."""
     boot = 0
     try:
-        with open(BOOT_PATH) as f:
+        with open(path) as f:
             boot = int(f.read())
     except (OSError, ValueError):
         pass
     boot += 1
-    with open(BOOT_PATH + ".tmp", "w") as f:
-        f.write(str(boot))
-    os.rename(BOOT_PATH + ".tmp", BOOT_PATH)
+    try:
+        save_text(path, str(boot))
+    except OSError as e:
+        # A number not saved would be counted again at the next boot, and
+        # that boot's alarm ids would repeat ones the gateway already has,
+        # which it would take for duplicates: a random number far above any
+        # counted one instead.
+        boot = RANDOM_BOOT_BASE + int.from_bytes(os.urandom(4), "big") % RANDOM_BOOT_BASE
+        print("boot: cannot save the boot counter (errno %s), boot %d is random"
+              % (e.errno, boot))
     return boot

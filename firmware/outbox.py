@@ -20,6 +20,14 @@
 # "The broker has this alarm" is kept in RAM only: it starts the wait for
 # `delivered`, and after a reboot every alarm still on flash is sent again
 # anyway (same id; the gateway answers a duplicate with `delivered` again).
+#
+# A flash that refuses a write (full, worn out) must not cost the alarm being
+# written: the record stays in RAM and is sent like any other, and from then
+# on nothing more is written this boot (`flash_error` says why), so nothing
+# is appended after a torn line either. What is in RAM only is lost to a
+# reboot; App raises a technical alarm so the desk knows. Records already on
+# flash whose removal could not be written are sent again after a reboot,
+# which the gateway answers as duplicates.
 import json
 import os
 from binascii import crc32
@@ -90,6 +98,8 @@ class Outbox:
         self.records = []
         self.next_key = 1
         self.log_bytes = 0
+        # None while the flash takes writes; then the error that refused one.
+        self.flash_error = None
         self.skipped = self._load()
 
     def _load(self):
@@ -123,7 +133,7 @@ class Outbox:
         if skipped:
             # Never append after a torn line: the next record would join it.
             print("outbox: skipped %d torn/corrupt record(s) in %s" % (skipped, self.path))
-            self._compact()
+            self._write(self._compact)
         return skipped
 
     def __len__(self):
@@ -159,12 +169,28 @@ class Outbox:
             return None
         key = self.next_key
         self.next_key += 1
-        persisted = kind != HEARTBEAT
-        if persisted:
-            with open(self.path, "a") as f:
-                self.log_bytes += _added(f, key, kind, rid, uptime_ms, payload)
+        persisted = kind != HEARTBEAT and self._write(self._append_added, key, kind, rid,
+                                                       uptime_ms, payload)
         self.records.append([key, kind, rid, uptime_ms, payload, persisted, None])
         return key
+
+    def _write(self, write, *args):
+        """Every flash write goes through here: True if `write(*args)` was
+        done, False if the flash refused it now or earlier this boot."""
+        if self.flash_error is not None:
+            return False
+        try:
+            write(*args)
+            return True
+        except OSError as e:
+            self.flash_error = "errno %s" % e.errno
+            print("outbox: flash write failed (%s): records stay in RAM until sent,"
+                  " nothing more is written this boot" % self.flash_error)
+            return False
+
+    def _append_added(self, key, kind, rid, uptime_ms, payload):
+        with open(self.path, "a") as f:
+            self.log_bytes += _added(f, key, kind, rid, uptime_ms, payload)
 
     def _make_room(self, kind):
         # Heartbeats go first, then the oldest event; an alarm is never
@@ -201,14 +227,16 @@ class Outbox:
 
     def _drop(self, r):
         self.records.remove(r)
-        if not r[5]:
-            return
+        if r[5]:
+            self._write(self._log_dropped, r[0])
+
+    def _log_dropped(self, key):
         if not any(x[5] for x in self.records):
             self._truncate()
         elif self.log_bytes > COMPACT_BYTES:
             self._compact()
         else:
-            self._append(_line("-%d" % r[0]))
+            self._append(_line("-%d" % key))
 
     def _append(self, line):
         with open(self.path, "a") as f:

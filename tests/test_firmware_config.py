@@ -9,6 +9,7 @@ if sys.implementation.name == "cpython":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "firmware"))
 
 import json
+import os
 
 import config
 
@@ -103,6 +104,19 @@ def test_save_then_load_round_trips(scratch):
     assert config.load(path) == cfg
     with open(path) as f:
         assert json.loads(f.read())["location"] == {"zone": "lab-3"}
+
+
+def test_a_boot_counter_that_cannot_be_saved_gives_a_random_boot_above_any_counted_one(scratch):
+    path = scratch + "/boot.txt"
+    assert config.next_boot(path) == 1 and config.next_boot(path) == 2
+    os.mkdir(path + ".tmp")  # the flash refuses the write
+    first, second = config.next_boot(path), config.next_boot(path)
+    # Counted again, boot 3 would repeat the ids of the boot that could not save it.
+    for boot in (first, second):
+        assert config.RANDOM_BOOT_BASE <= boot < 10 ** 10
+    assert first != second
+    with open(path) as f:
+        assert f.read() == "2"
 
 
 if sys.implementation.name == "cpython":

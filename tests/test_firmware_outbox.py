@@ -1,8 +1,8 @@
 """The outbox on flash: an event leaves on its PUBACK, an alarm only on the
 gateway's `delivered` (and is due again if that does not come in time),
 order is kept across reboots, a full outbox drops heartbeats and events but
-never an alarm, and a torn last record (power cut mid-write) leaves it
-readable. Runs under CPython and, via the last test, under MicroPython."""
+never an alarm, a torn last record (power cut mid-write) leaves it
+readable, and a flash that refuses writes costs no record. Runs under CPython and, via the last test, under MicroPython."""
 
 import io
 import os
@@ -245,6 +245,34 @@ def test_a_record_leaves_with_its_send_time_without_being_decoded(scratch):
     import protocol
     data = protocol.encode_for_send(payload(7), 9000)
     assert json.loads(data) == dict(json.loads(payload(7)), sent_uptime_ms=9000)
+
+
+def test_a_flash_that_refuses_writes_keeps_records_in_ram_and_sends_them(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    add(box, ALARM, 1)
+    os.remove(path)
+    os.mkdir(path)  # from now on the log cannot be opened for writing
+    assert add(box, ALARM, 2) is not None
+    assert box.flash_error is not None
+    add(box, EVENT, 3)
+    assert [data for _, data in drain(box)] == [payload(1), payload(2), payload(3)]
+    assert len(box) == 0 and box.flash_error is not None
+
+
+def test_a_flash_that_refuses_the_rewrite_at_boot_still_gives_the_sound_records(scratch):
+    path = scratch + "/outbox.log"
+    box = outbox.Outbox(path)
+    add(box, ALARM, 1)
+    add(box, ALARM, 2)
+    torn = record_line(ALARM, 3)
+    with open(path, "a") as f:
+        f.write(torn[:len(torn) // 2])
+    os.mkdir(path + ".tmp")  # the rewrite's temporary file cannot be written
+    again = outbox.Outbox(path)
+    assert again.skipped == 1 and again.flash_error is not None
+    add(again, ALARM, 4)  # not appended to the torn line: kept in RAM
+    assert [data for _, data in drain(again)] == [payload(1), payload(2), payload(4)]
 
 
 if sys.implementation.name == "cpython":
