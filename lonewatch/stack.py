@@ -46,12 +46,12 @@ def desk_app(gateway, config, fleet=None) -> web.Application:
 
 def _add_simulator_page(app: web.Application, fleet) -> None:
     """/simulator lists the fleet's devices and acts on them as their wearers
-    would, with the simulator's own controls (lonewatch.simworld.control_routes)
+    would, with the simulator's own controls (lonewatch.simcontrols.control_routes)
     under /api/simulator. Routes of the desk's app, so its login and Origin
     check guard them like every other page."""
     from dashboard.app import NAV
     from dashboard.handlers import STATIC
-    from lonewatch.simworld import control_routes
+    from lonewatch.simcontrols import control_routes
 
     async def page(request):
         return web.FileResponse(STATIC / "simulator.html")
