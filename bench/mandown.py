@@ -31,7 +31,7 @@ import tempfile
 import time
 from multiprocessing import Pool
 
-from simulator import sisfall, traces
+from simulator import firmware_logic, sisfall, traces
 from simulator.paths import FIRMWARE, MICROPYTHON
 
 
@@ -260,16 +260,7 @@ WALK_SOURCE = "D01"
 # An alarm this soon after a join may be the join's doing; reported apart.
 NEAR_JOIN_S = 5
 HOURS_PER_SHIFT = 40
-
-
-def _load_config_defaults():
-    spec = importlib.util.spec_from_file_location("lonewatch_fw_config", os.path.join(FIRMWARE, "config.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.SPEC
-
-
-PREALARM_S = _load_config_defaults()["prealarm_s"][0]
+PREALARM_S = firmware_logic.config.SPEC["prealarm_s"][0]
 
 
 def _mean(samples):

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from simulator import wearer
+from simulator import firmware_logic, wearer
 from simulator.board import VirtualDevice, device_config
 
 # Console lines -> the pattern the firmware played for them.
@@ -45,7 +45,7 @@ class FirmwareDevice:
         self.seed = seed
         self.battery = battery_pct
         cfg = device_config(broker[1], device=name, site=site, mqtt_host=broker[0], **(settings or {}))
-        self.session_s = cfg.get("session_s", 7200)  # the firmware's default (firmware/config.py)
+        self.session_s = cfg.get("session_s", firmware_logic.config.SPEC["session_s"][0])
         self.board = VirtualDevice(workdir, cfg, broker_port=broker[1], sensor=sensor, device_heap_kb=heap_kb,
                                    proxy=False, battery_mv=battery_mv(battery_pct), background=wearer.walking(seed))
         self.powered = False

@@ -1,5 +1,6 @@
 """The firmware's pure-logic modules (gestures, alarm states, outbox, feedback
-patterns, protocol encoding, downlink command checks, the man-down detector),
+patterns, protocol encoding, downlink command checks, the man-down detector,
+the device config and its defaults),
 loaded from the firmware files themselves so the light fleet devices decide
 exactly as a wearable does.
 
@@ -18,7 +19,8 @@ import sys
 from simulator.paths import FIRMWARE
 
 # In dependency order: a module's neighbours are loaded before it.
-_MODULES = ("ticks", "patterns", "protocol", "commands", "gestures", "alarmstate", "outbox", "mandown")
+_MODULES = ("ticks", "patterns", "protocol", "commands", "gestures", "alarmstate", "outbox", "mandown",
+            "config")
 
 
 def _load_all() -> dict:
@@ -48,3 +50,4 @@ gestures = _loaded["gestures"]
 alarmstate = _loaded["alarmstate"]
 outbox = _loaded["outbox"]
 mandown = _loaded["mandown"]
+config = _loaded["config"]
