@@ -55,6 +55,16 @@ def read_manifest(root):
     return recordings
 
 
+
+def write_manifest(root, rows):
+    """manifest.csv for `rows` (dicts with MANIFEST_FIELDS): a SisFall-format
+    folder of one's own, e.g. a few recordings picked for a test."""
+    with open(os.path.join(root, "manifest.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def read_csv(path):
     """Samples of one recording as a list of (x, y, z) integer milli-g tuples."""
     opener = gzip.open if path.endswith(".gz") else open

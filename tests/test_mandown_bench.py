@@ -10,6 +10,7 @@ import pytest
 
 from bench import mandown as bench_mandown
 from conftest import SISFALL
+from simulator import sisfall
 
 PICK = {"D01", "D13", "D19", "F01", "F05", "F13", "F14"}
 
@@ -25,10 +26,7 @@ def small_dataset(folder):
         target = folder / r["file"]
         target.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(SISFALL / r["file"], target)
-    with open(folder / "manifest.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    sisfall.write_manifest(folder, rows)
     return rows
 
 

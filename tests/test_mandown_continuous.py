@@ -4,7 +4,6 @@ the chaining rules, the figures in the table and the JSON line, and
 reproducible orders."""
 
 import argparse
-import csv
 import json
 
 import pytest
@@ -31,10 +30,7 @@ def write_folder(folder, codes=None):
                 rows.append({"file": name, "kind": "fall" if code[0] == "F" else "adl",
                              "activity": code, "subject": subject, "trial": trial,
                              "samples": len(samples)})
-    with open(folder / "manifest.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(sisfall.MANIFEST_FIELDS))
-        w.writeheader()
-        w.writerows(rows)
+    sisfall.write_manifest(folder, rows)
     return rows
 
 
