@@ -34,7 +34,7 @@ CAUSE_LABELS = {
     "unreadable_alarm": "unreadable alarm",
     "sensor_missing": "no motion sensor: man-down is off",
     "sensor_failed": "motion sensor failed: man-down is off",
-    "flash_failed": "flash refuses writes: alarms are not kept across a restart",
+    "flash_failed": "storage full or failing: have the device replaced",
 }
 
 # raised --acknowledge--> acknowledged --resolve--> resolved; raised --resolve--> resolved
