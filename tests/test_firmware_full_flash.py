@@ -54,10 +54,11 @@ def boot_of(alarm):
     return int(alarm.body["id"].split(":")[1])
 
 
+@pytest.mark.parametrize("heap_kb", [None, 96], ids=["host-heap", "device-heap-96k"])
 def test_a_panic_on_a_full_flash_reaches_the_desk_and_the_device_says_why(mosquitto, desk_for,
-                                                                          device_for):
+                                                                          device_for, heap_kb):
     desk = desk_for(mosquitto, auto_deliver=True)
-    dev = device_for(mosquitto, start=False)
+    dev = device_for(mosquitto, start=False, device_heap_kb=heap_kb)
     with small_flash(dev.flash) as fill:
         dev.start()
         desk.wait_for("status", state="online")
@@ -76,10 +77,26 @@ def test_a_panic_on_a_full_flash_reaches_the_desk_and_the_device_says_why(mosqui
         assert [a.body["id"] for a in desk.of("alarm", type="panic")] == [
             "%s:1:1" % DEVICE, "%s:1:3" % DEVICE]
         assert len(desk.of("alarm", type="technical")) == 1  # said once, not per record
-        desk.command("config", config={"prealarm_s": 7})
-        dev.wait_console(r"cmd: config rejected: cannot save it to flash \(errno %d\)" % errno.ENOSPC)
         assert dev.alive() and dev.boots == 1  # no reset on the way
         assert desk.invalid == []
+
+
+def test_a_config_that_cannot_be_saved_on_a_full_flash_is_refused(mosquitto, desk_for, device_for):
+    desk = desk_for(mosquitto)
+    dev = device_for(mosquitto, start=False)
+    with small_flash(dev.flash) as fill:
+        dev.start()
+        desk.wait_for("status", state="online")
+        saved = (dev.flash / "config.json").read_text()
+        fill()
+        mark = dev.mark()
+        desk.command("config", config={"prealarm_s": 7})
+        dev.wait_console(r"cmd: config rejected: cannot save it to flash \(errno %d\)" % errno.ENOSPC,
+                         after=mark)
+        desk.command("ping")
+        desk.wait_for("heartbeat", count=2)  # still answering: one at boot, one for the ping
+        assert (dev.flash / "config.json").read_text() == saved
+        assert not any("config applied" in line for line in dev.console[mark:])
 
 
 def test_a_reboot_on_a_full_flash_does_not_repeat_the_alarm_ids_of_the_boot_before(
