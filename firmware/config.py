@@ -156,7 +156,7 @@ def update(app, changes):
     import mandown
     try:
         new = merge_remote(app.cfg, changes)
-        detector = mandown.Detector(new["mandown"])
+        mandown.validate(new["mandown"])  # its own settings are checked by it
         save(new)
     except (ConfigError, ValueError) as e:
         print("cmd: config rejected: %s" % e)
@@ -168,11 +168,10 @@ def update(app, changes):
     app.link.cfg = new
     app.states.prealarm_s = new["prealarm_s"]
     app.player.silent = new["silent"]
-    # Keep the learned upright: relearning it would need a walk first,
-    # and until then a wearer bent over a bench could read as tilted.
-    if app.detector.upright is not None:
-        detector.assume_upright(*app.detector.upright)
-    app.detector = detector
+    # The same detector, so the learned upright is kept: relearning it would
+    # need a walk first, and until then a wearer bent over a bench could
+    # read as tilted.
+    app.detector.configure(new["mandown"])
     print("cmd: config applied %s" % json.dumps(changes))
 
 

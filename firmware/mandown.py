@@ -123,6 +123,29 @@ def _cosine(ax, ay, az, bx, by, bz):
 
 class Detector:
     def __init__(self, config=None):
+        self.configure(config)
+        # Gravity with the wearer upright, learned from walking; 0s until then.
+        self.up_x = self.up_y = self.up_z = 0
+        self._walk_run = 0
+        self._away_run = 0
+        # Per-sample accumulators of the current block.
+        self._n = 0
+        self._sx = self._sy = self._sz = 0
+        self._ss = 0
+        self._peak2 = 0
+        # Mean of the previous block: motion is measured against it.
+        self._mx = self._my = self._mz = 0
+        # Ring of the last HISTORY block means (x, y, z interleaved).
+        self._history = [0] * (3 * HISTORY)
+        self._history_at = 0
+        self._primed = False
+        self.reset()
+
+    def configure(self, config=None):
+        """DEFAULTS overridden by config, as validate() takes them; ValueError
+        if bad. Also for settings changed over the air: the learned upright
+        and what the detector has seen are kept, and on a torn heap nothing
+        big is allocated (a new detector needs a block for its attributes)."""
         p = validate(config)
         self.params = p
         g = 1000
@@ -146,23 +169,7 @@ class Detector:
         self._not_worn = _blocks(p["not_worn_s"])
         self._walk = _blocks(p["walk_s"])
         self._clear = _blocks(p["clear_s"])
-        # Gravity with the wearer upright, learned from walking; 0s until then.
-        self.up_x = self.up_y = self.up_z = 0
-        self._walk_run = 0
-        self._away_run = 0
         self._relearn = self._tilt + _blocks(WALK_RELEARN_EXTRA_S)
-        # Per-sample accumulators of the current block.
-        self._n = 0
-        self._sx = self._sy = self._sz = 0
-        self._ss = 0
-        self._peak2 = 0
-        # Mean of the previous block: motion is measured against it.
-        self._mx = self._my = self._mz = 0
-        # Ring of the last HISTORY block means (x, y, z interleaved).
-        self._history = [0] * (3 * HISTORY)
-        self._history_at = 0
-        self._primed = False
-        self.reset()
 
     def reset(self):
         """Re-arm after an alarm was raised or cancelled. Keeps the learned upright."""
@@ -185,7 +192,7 @@ class Detector:
         return (self.up_x, self.up_y, self.up_z) if self.upright_known else None
 
     def assume_upright(self, x, y, z):
-        """Start from an upright learned earlier, e.g. kept across a reboot in the same shift."""
+        """Start from an upright learned elsewhere, e.g. from the same wearer's walk."""
         self.up_x, self.up_y, self.up_z = int(x), int(y), int(z)
 
     def feed(self, x, y, z):

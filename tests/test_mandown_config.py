@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "firmware"))
 
 import mandown  # noqa: E402
+from simulator import traces  # noqa: E402
 
 
 def test_defaults_are_the_documented_ones():
@@ -33,6 +34,20 @@ def test_override_changes_only_that_parameter():
     d = mandown.Detector({"no_motion_s": 90, "impact_g": 2.5})
     assert d.params["no_motion_s"] == 90 and d.params["impact_g"] == 2.5
     assert d.params["tilt_s"] == mandown.DEFAULTS["tilt_s"]
+
+
+def test_settings_changed_over_the_air_keep_the_learned_upright():
+    d = mandown.Detector()
+    for x, y, z in traces.fall_then_motionless(walk_s=60)[:50 * 50]:  # the walk only
+        assert d.feed(x, y, z) == mandown.NONE
+    upright = d.upright
+    assert upright is not None
+    d.configure({"tilt_s": 45})
+    assert d.upright == upright
+    assert d.params == dict(mandown.DEFAULTS, tilt_s=45)
+    with pytest.raises(ValueError, match="tilt_deg must be below 180"):
+        d.configure({"tilt_deg": 200})
+    assert d.params == dict(mandown.DEFAULTS, tilt_s=45)  # refused: nothing changed
 
 
 @pytest.mark.parametrize("config, message", [
