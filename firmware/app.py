@@ -361,7 +361,7 @@ def main():
     import config
     try:
         cfg = config.load()
-        mandown.Detector(cfg["mandown"])  # its own settings are checked by it
+        mandown.validate(cfg["mandown"])  # its own settings are checked by it
     except (config.ConfigError, ValueError) as e:
         import badconfig
         badconfig.show_bad_config(str(e))
