@@ -58,21 +58,6 @@ def test_each_boot_counts_and_the_config_can_change_over_the_air(mosquitto, desk
     assert (dev.flash / "boot.txt").read_text() == "2"
 
 
-def test_a_config_change_over_the_air_applies_on_a_device_sized_heap_after_an_alarm(mosquitto, desk_for,
-                                                                                    device_for):
-    # The heap is at its most torn after an alarm: a config that needed a new
-    # detector (one block for all its attributes) failed there every time.
-    desk = desk_for(mosquitto, auto_deliver=True)
-    dev = device_for(mosquitto, device_heap_kb=96)
-    desk.wait_for("status", state="online")
-    dev.presses(1, ms=2300)
-    desk.wait_for("alarm", type="panic")
-    desk.command("config", config={"prealarm_s": 7, "mandown": {"impact_g": 1.8}})
-    dev.wait_console("config applied")
-    saved = json.loads((dev.flash / "config.json").read_text())
-    assert saved["prealarm_s"] == 7 and saved["mandown"] == {"impact_g": 1.8}
-
-
 def test_sensor_bus_errors_raise_a_technical_alarm(mosquitto, desk_for, device_for):
     desk = desk_for(mosquitto)
     dev = device_for(mosquitto)

@@ -6,6 +6,7 @@ virtual board's own Python modules measure, since on the ESP32 `machine` and
 Note the host VM is 64-bit: objects are up to twice their ESP32 size, so
 this is a stricter budget than 96 KB on the device."""
 
+import json
 import time
 
 from firmware_harness import DEVICE, desk_for, device_for, synthetic_fall  # noqa: F401
@@ -58,3 +59,35 @@ def test_panic_fall_outage_and_power_cut_on_a_96k_heap(mosquitto, desk_for, devi
     assert dev.alive()
     assert not any("MemoryError" in line for line in dev.console)
     report(dev, "96k scenario")
+
+
+def test_every_command_the_gateway_sends_is_carried_out_on_a_96k_heap_after_an_alarm(mosquitto, desk_for,
+                                                                                    device_for):
+    # A command's code is loaded when it comes, into a heap an alarm has just
+    # torn: a config change that made a new detector (one block for all its
+    # attributes) failed here every time.
+    desk = desk_for(mosquitto, auto_deliver=True)
+    dev = device_for(mosquitto, device_heap_kb=HEAP_KB)
+    desk.wait_for("status", state="online")
+    dev.presses(1, ms=2300)
+    panic_id = desk.wait_for("alarm", type="panic").body["id"]
+    dev.wait_console("state alarm -> delivered")
+    for cmd, fields, effect in (
+            ("help_coming", {"ref": panic_id}, "state delivered -> help_coming"),
+            ("ping", {}, None),
+            ("config", {"config": {"prealarm_s": 7, "mandown": {"impact_g": 1.8}}}, "config applied"),
+            ("session", {"due_in_s": 600}, "session active"),
+            ("session_due", {"due_in_s": 60}, "session due"),
+            ("session_due", {"due_in_s": 0}, "session overdue"),
+            ("session_end", {}, "session off"),
+            ("resolved", {"ref": panic_id}, "state help_coming -> idle")):
+        mark = dev.mark()
+        desk.command(cmd, **fields)
+        dev.wait_console("cmd: %s" % cmd, after=mark)
+        if effect:
+            dev.wait_console(effect, after=mark)
+    desk.wait_for("heartbeat", count=2)  # the ping's
+    saved = json.loads((dev.flash / "config.json").read_text())
+    assert saved["prealarm_s"] == 7 and saved["mandown"] == {"impact_g": 1.8}
+    assert dev.alive()
+    assert not any("MemoryError" in line or "handler failed" in line for line in dev.console)
