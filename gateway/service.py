@@ -54,6 +54,9 @@ PURGE_CHUNK_ROWS = 5000
 # store's lock, and without a pause the purge takes it straight back (a lock
 # is not a queue), so the writer could wait out many chunks in a row.
 PURGE_PAUSE_S = 0.005
+# The devices page counts each wearer's pre-alarms over the last day: a device
+# whose wearer keeps cancelling them may be worn where sitting reads as lying.
+PREALARMS_SHOWN_S = 24 * 3600
 
 
 def _unix_time(value, what: str) -> float:
@@ -201,7 +204,7 @@ class Gateway:
                 "failed_notifications": self.store.incident_dead_letters(incident_id)}
 
     def devices(self) -> list[dict]:
-        return self.store.list_devices_for_desk()
+        return self.store.list_devices_for_desk(time.time() - PREALARMS_SHOWN_S)
 
     def workers(self) -> list[dict]:
         return self.store.list_workers()
@@ -228,7 +231,8 @@ class Gateway:
     async def assign_device(self, device, worker_id: int | None, by: str) -> dict:
         self._change(lambda fx: (people.assign(self.store, worker_id, device, time.time(), by),
                                  fx.devices.append(device)))
-        return next(d for d in self.store.list_devices_for_desk() if d["device"] == device)
+        return next(d for d in self.store.list_devices_for_desk(time.time() - PREALARMS_SHOWN_S)
+                    if d["device"] == device)
 
     # ---- desk actions -------------------------------------------------------
 

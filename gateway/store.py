@@ -258,14 +258,21 @@ class Store:
             "SELECT * FROM devices WHERE state = 'online' AND last_seen < ?", (cutoff,)
         )
 
-    def list_devices_for_desk(self) -> list[dict]:
-        """Every device with the worker wearing it now and its open incidents."""
+    def list_devices_for_desk(self, prealarms_since: float) -> list[dict]:
+        """Every device with the worker wearing it now, its open incidents, and
+        the pre-alarms it started since `prealarms_since` and how many of
+        them its wearer cancelled."""
         rows = self._all(
             "SELECT d.*, w.id AS worker__id, w.name AS worker__name, w.phone AS worker__phone,"
             " w.note AS worker__note,"
-            " (SELECT count(*) FROM incidents i WHERE i.device = d.device AND i.state != 'resolved') AS open_incidents"
+            " (SELECT count(*) FROM incidents i WHERE i.device = d.device AND i.state != 'resolved') AS open_incidents,"
+            " (SELECT count(*) FROM audit au WHERE au.actor = d.device AND au.action = 'pre_alarm_started'"
+            "  AND au.at >= :since) AS prealarms,"
+            " (SELECT count(*) FROM audit au WHERE au.actor = d.device AND au.action = 'pre_alarm_cancelled'"
+            "  AND au.at >= :since) AS prealarms_cancelled"
             " FROM devices d LEFT JOIN assignments a ON a.device = d.device AND a.ended_at IS NULL"
-            " LEFT JOIN workers w ON w.id = a.worker_id ORDER BY d.registered, d.device")
+            " LEFT JOIN workers w ON w.id = a.worker_id ORDER BY d.registered, d.device",
+            {"since": prealarms_since})
         for row in rows:
             row["registered"] = bool(row["registered"])
             worker = {key: row.pop(f"worker__{key}") for key in _WORKER_FIELDS}

@@ -277,6 +277,8 @@ async def test_the_phone_layout_has_no_sideways_scrolling(browser, desk, amqtt_b
         await page.wait_for_selector("#link.up")
         device = Device(amqtt_broker, "dev-a-rather-long-device-id")
         try:
+            device.event("pre_alarm_started", cause="fall", countdown_s=20)
+            device.event("pre_alarm_cancelled", cause="fall")
             device.alarm("man_down", cause="no_motion", location={"zone": "basement-plant-room-2"})
             await page.locator("#open .card").first.wait_for()
         finally:
@@ -290,6 +292,8 @@ async def test_the_phone_layout_has_no_sideways_scrolling(browser, desk, amqtt_b
                 await page.wait_for_load_state("networkidle")
                 await shot(page, path.strip("/").split("/")[0] + "-phone-390.png")
                 assert "null" not in await page.inner_text("main"), path
+            if path == "/devices":
+                assert "1 (1 cancelled)" in await page.inner_text("#devices")
             # A row stacked into a card says what each of its values is (the table's head is hidden).
             unlabelled = await page.evaluate("""[...document.querySelectorAll('main tbody td')]
                 .filter(td => !td.querySelector('button') && getComputedStyle(td, '::before').content === 'none')

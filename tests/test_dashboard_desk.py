@@ -352,6 +352,28 @@ async def test_devices_workers_and_enrolling_an_unknown_device(desk, amqtt_broke
     assert (await desk.post(f"/api/workers/{worker['id']}", json={"phone": ""})).status == 400
 
 
+async def test_the_devices_page_counts_each_wearers_pre_alarms_of_the_last_day(desk, amqtt_broker):
+    await log_in(desk)
+    store = desk.gateway.store
+    with store.transaction():
+        people.add_worker(store, "Ann Smith", "+44 7700 900123", "", "dev-042", time.time(), "test")
+        store.audit(time.time() - 2 * 86400, "dev-042", "pre_alarm_started", "cause fall")  # not counted
+    device = Device(amqtt_broker, "dev-042")
+    try:
+        device.heartbeat()
+        for event_type, cause in (("pre_alarm_started", "tilt"), ("pre_alarm_cancelled", "tilt"),
+                                  ("pre_alarm_started", "fall")):
+            device.event(event_type, cause=cause, **({"countdown_s": 20} if event_type.endswith("started") else {}))
+        await wait_for(lambda: len([a for a in store.list_audit() if a["actor"] == "dev-042"
+                                    and a["action"].startswith("pre_alarm")]) == 4,
+                       what="the pre-alarm events recorded")
+    finally:
+        device.close()
+    devices = {d["device"]: d for d in await (await desk.get("/api/devices")).json()}
+    assert (devices["dev-042"]["prealarms"], devices["dev-042"]["prealarms_cancelled"]) == (2, 1)
+    assert all((d["prealarms"], d["prealarms_cancelled"]) == (0, 0) for name, d in devices.items() if name != "dev-042")
+
+
 async def test_only_an_admin_changes_workers_and_devices(desk):
     await log_in(desk)
     for path, body in (("/api/workers", {"name": "Cy", "phone": "555 0199"}),

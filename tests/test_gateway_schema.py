@@ -221,7 +221,7 @@ def test_an_upgraded_0_1_0_database_gets_people_and_its_old_incidents_keep_no_wo
     with store.transaction():
         people.add_worker(store, "Ann", "555 0101", "", device, time.time(), "test")
     assert store.get_incident(old[0]["id"])["worker"] is None
-    assert [d["worker"]["name"] for d in store.list_devices_for_desk() if d["device"] == device] == ["Ann"]
+    assert [d["worker"]["name"] for d in store.list_devices_for_desk(prealarms_since=0) if d["device"] == device] == ["Ann"]
     store.close()
     after = every_row(path)
     for table, rows in before.items():
@@ -259,3 +259,15 @@ def test_the_dead_letters_of_a_0_1_0_database_can_be_put_back_for_delivery(tmp_p
             for d in after["deliveries"]] == [
         (d["delivery_id"], d["channel"], d["incident_id"], d["event"], d["tier"], d["payload"]) for d in letters]
     assert capsys.readouterr().out.startswith(f"{len(letters)} dead letter(s) back for delivery")
+
+
+def test_an_upgraded_database_counts_each_devices_pre_alarms_from_an_index(tmp_path, caplog):
+    path = copy_of_release_0_1_0(tmp_path)
+    with caplog.at_level(logging.INFO, logger="lonewatch.schema"):
+        store = Store(str(path))
+    assert f"schema: upgrading from 4 to 5: {MIGRATIONS[4].does}" in caplog.messages
+    assert "audit_actor_action" in shape(path)["indexes"]
+    plan = store._all("EXPLAIN QUERY PLAN SELECT count(*) FROM audit au WHERE au.actor = 'dev-1'"
+                      " AND au.action = 'pre_alarm_started' AND au.at >= 0")
+    assert any("audit_actor_action" in row["detail"] for row in plan), plan
+    store.close()

@@ -15,6 +15,12 @@ function assignControl(device) {
   return [select, " ", button];
 }
 
+// Cancelled by the wearer ("I'm fine"); the rest became alarms.
+function prealarmText(d) {
+  if (!d.prealarms) return "none";
+  return d.prealarms + " (" + d.prealarms_cancelled + " cancelled)";
+}
+
 function showError(message) { const bar = document.getElementById("error"); bar.textContent = message; bar.hidden = false; }
 
 async function load() {
@@ -25,6 +31,7 @@ async function load() {
     cellFor("State", d.state), cellFor("Battery", d.battery_pct === null ? "unknown" : d.battery_pct + " %"),
     cellFor("Last seen", d.last_seen ? when(d.last_seen) + " (" + age(d.last_seen) + " ago)" : "never"),
     cellFor("Firmware", d.fw || "?"), cellFor("Worker", workerNodes(d.worker)), cellFor("Open alarms", d.open_incidents),
+    cellFor("Pre-alarms (24 h)", prealarmText(d)),
     cellFor("Assign", assignControl(d)))));
   document.querySelector("#workers tbody").replaceChildren(...people.map(w => el("tr", {},
     cellFor("#", w.id), cellFor("Name", w.name), cellFor("Phone", el("a", { href: "tel:" + w.phone.replace(/[^0-9+]/g, "") }, w.phone)),
