@@ -133,7 +133,11 @@ class Outbox:
         if skipped:
             # Never append after a torn line: the next record would join it.
             print("outbox: skipped %d torn/corrupt record(s) in %s" % (skipped, self.path))
-            self._write(self._compact)
+            if self.flash_error is None:
+                try:
+                    self._compact()
+                except OSError as e:
+                    self._flash_failed(e)
         return skipped
 
     def __len__(self):
@@ -169,28 +173,23 @@ class Outbox:
             return None
         key = self.next_key
         self.next_key += 1
-        persisted = kind != HEARTBEAT and self._write(self._append_added, key, kind, rid,
-                                                       uptime_ms, payload)
+        persisted = False
+        if kind != HEARTBEAT and self.flash_error is None:
+            # Written here, not through a helper: an alarm on a torn heap
+            # has room for little more than its record (App.carry_out).
+            try:
+                with open(self.path, "a") as f:
+                    self.log_bytes += _added(f, key, kind, rid, uptime_ms, payload)
+                persisted = True
+            except OSError as e:
+                self._flash_failed(e)
         self.records.append([key, kind, rid, uptime_ms, payload, persisted, None])
         return key
 
-    def _write(self, write, *args):
-        """Every flash write goes through here: True if `write(*args)` was
-        done, False if the flash refused it now or earlier this boot."""
-        if self.flash_error is not None:
-            return False
-        try:
-            write(*args)
-            return True
-        except OSError as e:
-            self.flash_error = "errno %s" % e.errno
-            print("outbox: flash write failed (%s): records stay in RAM until sent,"
-                  " nothing more is written this boot" % self.flash_error)
-            return False
-
-    def _append_added(self, key, kind, rid, uptime_ms, payload):
-        with open(self.path, "a") as f:
-            self.log_bytes += _added(f, key, kind, rid, uptime_ms, payload)
+    def _flash_failed(self, e):
+        self.flash_error = "errno %s" % e.errno
+        print("outbox: flash write failed (%s): records stay in RAM until sent,"
+              " nothing more is written this boot" % self.flash_error)
 
     def _make_room(self, kind):
         # Heartbeats go first, then the oldest event; an alarm is never
@@ -227,16 +226,17 @@ class Outbox:
 
     def _drop(self, r):
         self.records.remove(r)
-        if r[5]:
-            self._write(self._log_dropped, r[0])
-
-    def _log_dropped(self, key):
-        if not any(x[5] for x in self.records):
-            self._truncate()
-        elif self.log_bytes > COMPACT_BYTES:
-            self._compact()
-        else:
-            self._append(_line("-%d" % key))
+        if not r[5] or self.flash_error is not None:
+            return
+        try:
+            if not any(x[5] for x in self.records):
+                self._truncate()
+            elif self.log_bytes > COMPACT_BYTES:
+                self._compact()
+            else:
+                self._append(_line("-%d" % r[0]))
+        except OSError as e:
+            self._flash_failed(e)
 
     def _append(self, line):
         with open(self.path, "a") as f:
