@@ -133,11 +133,10 @@ class Outbox:
         if skipped:
             # Never append after a torn line: the next record would join it.
             print("outbox: skipped %d torn/corrupt record(s) in %s" % (skipped, self.path))
-            if self.flash_error is None:
-                try:
-                    self._compact()
-                except OSError as e:
-                    self._flash_failed(e)
+            try:
+                self._compact()
+            except OSError as e:
+                self._flash_failed(e)
         return skipped
 
     def __len__(self):
