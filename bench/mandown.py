@@ -49,7 +49,6 @@ def _load_detector():
 
 mandown = _load_detector()
 
-ALARMS = (mandown.FALL, mandown.NO_MOTION, mandown.TILT)
 WALKING = ("D01", "D02")
 
 # Points the cross-validation chooses among: the thresholds of the fall rule
@@ -111,7 +110,7 @@ def _run(detector, samples):
     for i, (x, y, z) in enumerate(samples):
         event = feed(x, y, z)
         if event:
-            if event in ALARMS:
+            if event in mandown.DOWN:
                 return i, event, not_worn
             if event == mandown.NOT_WORN:
                 not_worn = True
@@ -390,7 +389,7 @@ def _play(detector, samples, still_mg, start=0, stop=None, countdown=(-1, -1)):
         event = feed(x, y, z)
         if i == press:
             detector.reset()
-        if event in ALARMS and i >= counting_until:
+        if event in mandown.DOWN and i >= counting_until:
             press = _press_at(samples, i + 1, PREALARM_S, still_mg)
             fired.append((i, event, press))
             if press is None:

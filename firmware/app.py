@@ -152,7 +152,7 @@ class App:
 
     def on_detector(self, code, now):
         name = mandown.NAMES[code]
-        if code in (mandown.FALL, mandown.NO_MOTION, mandown.TILT):
+        if code in mandown.DOWN:
             self.carry_out(self.states.man_down(name, now), now)
         elif code in (mandown.NOT_WORN, mandown.WORN):
             self.worn = code == mandown.WORN

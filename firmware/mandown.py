@@ -15,6 +15,8 @@ CLEARED = 4
 NOT_WORN = 5
 WORN = 6
 NAMES = ("none", "fall", "no_motion", "tilt", "cleared", "not_worn", "worn")
+# The events that may mean the wearer is down: each starts the pre-alarm.
+DOWN = (FALL, NO_MOTION, TILT)
 
 RATE_HZ = 50
 BLOCK = 25  # samples per analysis block (0.5 s)

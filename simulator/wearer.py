@@ -36,9 +36,6 @@ _WALK_END = 60 * traces.RATE_HZ
 MAN_DOWN = MAN_DOWN_CAUSES  # the actions a body performs, named after what the detector would report
 
 
-_REPORTED = (mandown.FALL, mandown.NO_MOTION, mandown.TILT)
-
-
 @dataclass
 class Motion:
     action: str
@@ -118,7 +115,7 @@ def _judged(action, samples, source, seed, mandown_config) -> Motion:
         detector.feed(x, y, z)
     for n, (x, y, z) in enumerate(samples):
         event = detector.feed(x, y, z)
-        if event in _REPORTED:
+        if event in mandown.DOWN:
             return Motion(action, samples, source, mandown.NAMES[event], (n + 1) / traces.RATE_HZ)
     return Motion(action, samples, source, None, None)
 
