@@ -231,8 +231,7 @@ class Gateway:
     async def assign_device(self, device, worker_id: int | None, by: str) -> dict:
         self._change(lambda fx: (people.assign(self.store, worker_id, device, time.time(), by),
                                  fx.devices.append(device)))
-        return next(d for d in self.store.list_devices_for_desk(time.time() - PREALARMS_SHOWN_S)
-                    if d["device"] == device)
+        return next(d for d in self.devices() if d["device"] == device)
 
     # ---- desk actions -------------------------------------------------------
 
