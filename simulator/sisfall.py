@@ -55,7 +55,6 @@ def read_manifest(root):
     return recordings
 
 
-
 def write_manifest(root, rows):
     """manifest.csv for `rows` (dicts with MANIFEST_FIELDS): a SisFall-format
     folder of one's own, e.g. a few recordings picked for a test."""

@@ -33,16 +33,12 @@ def small_flash(folder, size="64k"):
 
         def fill():
             with open(folder / "filler", "wb", buffering=0) as f:
-                try:
-                    while True:
-                        f.write(b"\0" * 4096)
-                except OSError as e:
-                    assert e.errno == errno.ENOSPC
-                try:
-                    while True:
-                        f.write(b"\0")
-                except OSError as e:
-                    assert e.errno == errno.ENOSPC
+                for chunk in (b"\0" * 4096, b"\0"):  # pages, then the last bytes
+                    try:
+                        while True:
+                            f.write(chunk)
+                    except OSError as e:
+                        assert e.errno == errno.ENOSPC
         yield fill
     finally:
         # Lazily: the device's VM may still have its working folder here.
