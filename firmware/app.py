@@ -249,11 +249,15 @@ class App:
             now = time.ticks_ms()
             if self.sensor is not None:
                 try:
-                    x, y, z = self.sensor.read()
+                    overruns = self.sensor.overruns
+                    for _ in range(self.sensor.waiting()):
+                        x, y, z = self.sensor.read()
+                        code = self.detector.feed(x, y, z)
+                        if code:
+                            self.on_detector(code, now)
                     failures = 0
-                    code = self.detector.feed(x, y, z)
-                    if code:
-                        self.on_detector(code, now)
+                    if self.sensor.overruns != overruns:
+                        print("sensor: FIFO full: samples may be lost (the loop was held up)")
                 except OSError as e:
                     failures += 1
                     if failures == _SENSOR_FAILURES:

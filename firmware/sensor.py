@@ -1,6 +1,8 @@
 # Accelerometer selection. Each chip's driver is its own module (lis3dh.py,
-# mpu6050.py) with a class Sensor(i2c) whose read() returns integer milli-g;
-# only the configured one is imported, to spare heap.
+# mpu6050.py) with a class Sensor(i2c): the chip samples at 50 Hz into its
+# FIFO, waiting() says how many samples it holds, read() takes the oldest in
+# integer milli-g, and overruns counts the times it was found full. Only the
+# configured driver is imported, to spare heap.
 CHIPS = ("lis3dh", "mpu6050")
 
 

@@ -383,6 +383,11 @@ class VirtualDevice:
         """ok, fail (bus errors) or crash (an exception the driver does not expect)."""
         self._send("i2c " + mode)
 
+    def stall(self, ms: int):
+        """Hold the firmware's one core for `ms` at its next hardware access, as
+        a blocking flash erase or TLS handshake would; the sensor samples on."""
+        self._send("stall %d" % ms)
+
     def cut_link(self):
         self.proxy.cut()
 

@@ -91,3 +91,26 @@ def test_a_wearer_who_cancels_but_stays_down_gets_a_new_pre_alarm(mosquitto, des
     again = desk.wait_for("event", type="pre_alarm_started", count=2, timeout=25)
     assert again.body["cause"] == "tilt"
     assert not desk.of("alarm")
+
+
+def test_a_fall_is_caught_while_the_firmware_is_held_up_through_the_impact(mosquitto, desk_for, device_for):
+    # Half a second with the core held (a flash erase, a TLS handshake) from
+    # just before the impact: the samples wait in the chip's FIFO for the
+    # detector, the impact among them.
+    samples = traces.fall_then_motionless(0, after_s=8)[(WALK_S - KEEP_WALK_S) * RATE:]
+    impact = max(range(len(samples)), key=lambda i: sum(a * a for a in samples[i]))
+    desk = desk_for(mosquitto)
+    dev = device_for(mosquitto, prealarm_s=2)
+    desk.wait_for("status", state="online")
+
+    started_at = time.monotonic()
+    dev.play(samples)
+    time.sleep(max(0.0, started_at + impact / RATE - 0.2 - time.monotonic()))
+    dev.stall(500)
+    assert desk.wait_for("event", type="pre_alarm_started", timeout=20).body["cause"] == "fall"
+    assert desk.wait_for("alarm", type="man_down", timeout=10).body["cause"] == "fall"
+    assert not [line for line in dev.console if "FIFO full" in line]
+
+    # Held up longer than the FIFO holds (0.64 s), the firmware says so.
+    dev.stall(1000)
+    dev.wait_console("sensor: FIFO full")

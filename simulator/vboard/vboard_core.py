@@ -9,6 +9,9 @@
 #       rssi DBM
 #       i2c ok|fail|crash     fault injection: bus errors (OSError) or a bug
 #                             surfacing from the driver (RuntimeError)
+#       stall MS              the next hardware access holds the firmware's one
+#                             core for MS ms, as a blocking flash erase or TLS
+#                             handshake would; the sensors keep sampling
 #   outputs: appended to $LW_VBOARD_LOG, one line per change:
 #       EPOCH_MS KIND GPIO VALUE...
 # Every hardware access polls the control socket, so the state the firmware
@@ -22,7 +25,7 @@ import time
 from micropython import const
 
 # Constants, not names: the board shares the firmware's table of names.
-_SAMPLE_MS = const(20)  # the sensors' 50 Hz output data rate
+_SAMPLE_MS = const(20)  # the traces' 50 Hz
 
 inputs = {}      # gpio -> level, as wired (button pulled up = 1)
 irq = {}         # gpio -> (pin, handler, trigger) of machine.Pin.irq
@@ -38,6 +41,7 @@ trace_start = 0
 trace_loop = True
 wdt_deadline = None
 i2c_fault = "ok"
+stall = 0  # ms the next hardware access takes
 
 _port = os.getenv("LW_VBOARD_PORT")
 # Open for the whole run: on the ESP32 a pin write allocates nothing, and
@@ -81,7 +85,7 @@ def record(kind, gpio, *values):
 
 
 def _command(words):
-    global wifi_in_range, rssi, trace, trace_samples, trace_start, trace_loop, i2c_fault
+    global wifi_in_range, rssi, trace, trace_samples, trace_start, trace_loop, i2c_fault, stall
     if words[0] == "pin":
         gpio, level = int(words[1]), int(words[2])
         edge = level != inputs.get(gpio)
@@ -107,6 +111,8 @@ def _command(words):
         rssi = int(words[1])
     elif words[0] == "i2c":
         i2c_fault = words[1]
+    elif words[0] == "stall":
+        stall = int(words[1])
     record("ctl", "-", " ".join(words))
 
 
@@ -118,6 +124,10 @@ def _initial_state():
 
 
 def poll():
+    global stall
+    if stall:
+        time.sleep_ms(stall)
+        stall = 0
     if wdt_deadline is not None and time.ticks_diff(time.ticks_ms(), wdt_deadline) > 0:
         record("wdt", "-", "expired")
         print("vboard: watchdog expired, resetting")
@@ -138,25 +148,49 @@ def poll():
                 _command(words)
 
 
-# Every _READS_EVERY sensor reads the board logs the count, so the host can
-# tell whether the firmware's 50 Hz loop keeps up.
+# Every _READS_EVERY samples the firmware takes out of the sensor the board
+# logs the count, so the host can tell how far its reading falls behind.
 _READS_EVERY = const(250)
 reads = 0
 
 
-def accel_sample():
-    """The acceleration the sensor feels now (milli-g)."""
+def read():
+    """The firmware took a sample out of the sensor."""
     global reads
-    poll()
     reads += 1
     if reads % _READS_EVERY == 0:
         record("reads", "-", reads)
+
+
+def accel_sample(now):
+    """The acceleration the wearer felt at board time `now` (ticks_ms), in
+    milli-g. A sensor samples on its own clock and asks for each sample's
+    time, so a firmware that reads late still gets every sample kept."""
     if not trace_samples:
         return _REST
-    i = time.ticks_diff(time.ticks_ms(), trace_start) // _SAMPLE_MS
+    # A sample taken before the trace changed, and read after, reads as the
+    # new trace's first: it is at most one late read old.
+    i = max(0, time.ticks_diff(now, trace_start) // _SAMPLE_MS)
     i = i % trace_samples if trace_loop else min(i, trace_samples - 1)
     trace.seek(6 * i)
     return struct.unpack("<hhh", trace.read(6))
+
+
+# The fakes' names are few and mostly the VM's own: on the ESP32 these are C,
+# but here every new name takes room in the VM's name table on the heap the
+# firmware is measured on, and that table grows in steps of kilobytes.
+def fill(chip, step, n):
+    """Hand chip.store(mg) each sample the chip's own clock took since it
+    last took one (chip.next: when the next is due; step: ms between two),
+    the last n at most: older ones are what a full FIFO drops."""
+    now = time.ticks_ms()
+    due = time.ticks_diff(now, chip.next) // step + 1
+    if due > n:
+        chip.next = time.ticks_add(chip.next, (due - n) * step)
+        due = n
+    for _ in range(due):
+        chip.store(accel_sample(chip.next))
+        chip.next = time.ticks_add(chip.next, step)
 
 
 # Exit status the harness reads as "the board reset itself" and restarts.
