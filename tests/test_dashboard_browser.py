@@ -268,6 +268,29 @@ async def test_markup_in_names_is_shown_as_text(page, desk, amqtt_broker):
     assert page.alerts == []
 
 
+async def test_device_ids_and_phone_numbers_stay_on_one_line_at_the_desk(page, desk, amqtt_broker):
+    # What the desk reads out, searches for or dials: "dev-" on one line and
+    # "014" on the next reads as two things.
+    desk.worker("Ada Lovelace", "555 0102", "dev-a-rather-long-device-id")
+    device = Device(amqtt_broker, "dev-a-rather-long-device-id")
+    try:
+        device.event("pre_alarm_started", cause="fall", countdown_s=20)
+        await log_in(page, desk.url)
+        await page.goto(desk.url + "/devices")
+        await page.wait_for_selector("#devices tbody tr")
+        lines = await page.evaluate("""[...document.querySelectorAll('#devices tbody td[data-label=Device] b')]
+            .map(b => [b.textContent, b.getClientRects().length])""")
+        assert ["dev-a-rather-long-device-id", 1] in lines, lines
+        assert all(n == 1 for _, n in lines), lines
+        phone = page.locator("#devices a.phone")
+        assert await phone.inner_text() == "☎ 555 0102"
+        assert await phone.evaluate("a => a.getClientRects().length") == 1
+        await shot(page, "devices-desk-1366.png")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= DESK["width"]
+    finally:
+        device.close()
+
+
 async def test_the_phone_layout_has_no_sideways_scrolling(browser, desk, amqtt_broker):
     dmitri = desk.worker("Dmitri Alexandrovich Ivanov-Rimsky", "+44 7700 900456", "dev-a-rather-long-device-id")
     context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
